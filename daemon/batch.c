@@ -1,0 +1,254 @@
+/*
+ * A fan-out.  All of its memory hangs off one struct batch: the spec, an
+ * array of jobs and an array of results, both indexed like the spec's
+ * items.  Workers write only their own result slot and read the spec and
+ * the config; the loop thread reads a slot only after the pool handed
+ * that job back, so the pool's mutex orders every access.  The batch is
+ * freed on the loop thread after its last job is back (outstanding == 0).
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "config.h"
+#include "fetch.h"
+#include "metrics.h"
+#include "pool.h"
+#include "render.h"
+#include "request.h"
+
+struct batch_job {
+	struct pool_job job; /* first: the pool hands back this pointer */
+	struct batch *batch;
+	size_t index;
+};
+
+struct batch {
+	struct request_spec *spec;
+	struct config *cfg;
+	struct batch_hooks hooks;
+	struct batch_job *jobs;
+	struct fetch_result *results;
+	size_t outstanding;
+	atomic_bool canceled;
+	uint64_t start_ns;
+	uint64_t deadline_ns;
+	struct summary summary;
+};
+
+struct batch *
+batch_new(struct request_spec *spec, struct config *cfg,
+    const struct batch_hooks *hooks)
+{
+	struct batch *b;
+	size_t n = spec->count;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return NULL;
+	b->jobs = calloc(n ? n : 1, sizeof(*b->jobs));
+	b->results = calloc(n ? n : 1, sizeof(*b->results));
+	if (b->jobs == NULL || b->results == NULL) {
+		free(b->jobs);
+		free(b->results);
+		free(b);
+		return NULL;
+	}
+	b->spec = spec;
+	b->cfg = config_ref(cfg);
+	b->hooks = *hooks;
+	atomic_init(&b->canceled, false);
+	b->start_ns = pool_now_ns();
+	return b;
+}
+
+void
+batch_free(struct batch *b)
+{
+	size_t i;
+
+	if (b == NULL)
+		return;
+	for (i = 0; i < b->spec->count; i++)
+		fetch_result_reset(&b->results[i]);
+	free(b->results);
+	free(b->jobs);
+	request_spec_free(b->spec);
+	config_unref(b->cfg);
+	free(b);
+}
+
+/* Worker thread: run one fetch into its own result slot. */
+static void
+batch_job_run(struct pool_job *job, void *worker)
+{
+	struct batch_job *bj = (struct batch_job *)job;
+	struct batch *b = bj->batch;
+	struct fetch_result *r = &b->results[bj->index];
+
+	r->time.queue = (double)(job->started_ns - job->queued_ns) / 1e6;
+	if (atomic_load(&b->canceled))
+		fetch_result_set_error(r, FETCH_E_CANCELED, "request canceled");
+	else if (worker == NULL)
+		fetch_result_set_error(r, FETCH_E_OTHER,
+		    "worker has no curl handle");
+	else
+		fetch_perform(worker, &b->spec->items[bj->index], b->cfg,
+		    &b->canceled, b->deadline_ns, r);
+}
+
+static void
+batch_settle(struct batch *b, size_t index)
+{
+	summary_add(&b->summary, &b->results[index]);
+	metrics_fetch(&b->results[index]);
+	if (b->hooks.on_result != NULL)
+		b->hooks.on_result(b, index, b->hooks.arg);
+	if (--b->outstanding == 0) {
+		b->summary.elapsed_ms =
+		    (double)(pool_now_ns() - b->start_ns) / 1e6;
+		b->hooks.on_done(b, b->hooks.arg);
+	}
+}
+
+/* Loop thread: a job came back from the pool. */
+static void
+batch_job_done(struct pool_job *job)
+{
+	struct batch_job *bj = (struct batch_job *)job;
+
+	batch_settle(bj->batch, bj->index);
+}
+
+int
+batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
+{
+	struct pool_job *first = NULL, **link = &first;
+	size_t i, n = 0, count = b->spec->count;
+
+	b->deadline_ns = deadline_ns;
+	for (i = 0; i < count; i++) {
+		const struct fetch_spec *s = &b->spec->items[i];
+
+		if (s->error != FETCH_OK)
+			continue;
+		b->jobs[i].batch = b;
+		b->jobs[i].index = i;
+		b->jobs[i].job.run = batch_job_run;
+		b->jobs[i].job.done = batch_job_done;
+		*link = &b->jobs[i].job;
+		link = &b->jobs[i].job.next;
+		n++;
+	}
+	*link = NULL;
+	if (n > 0 && pool_submit(pool, first, n) == -1)
+		return -1;
+	/* Items that failed validation complete now; +1 keeps the batch
+	 * open until all of them are counted. */
+	b->outstanding = count + 1;
+	for (i = 0; i < count; i++) {
+		const struct fetch_spec *s = &b->spec->items[i];
+
+		if (s->error == FETCH_OK)
+			continue;
+		fetch_result_set_error(&b->results[i], s->error,
+		    s->error_message);
+		batch_settle(b, i);
+	}
+	b->outstanding--;
+	if (b->outstanding == 0) {
+		b->summary.elapsed_ms =
+		    (double)(pool_now_ns() - b->start_ns) / 1e6;
+		b->hooks.on_done(b, b->hooks.arg);
+	}
+	return 0;
+}
+
+void
+batch_set_hooks(struct batch *b, const struct batch_hooks *hooks)
+{
+	b->hooks = *hooks;
+}
+
+void
+batch_cancel(struct batch *b)
+{
+	atomic_store(&b->canceled, true);
+}
+
+size_t
+batch_count(const struct batch *b)
+{
+	return b->spec->count;
+}
+
+const struct summary *
+batch_summary(const struct batch *b)
+{
+	return &b->summary;
+}
+
+static int
+batch_emit(json_dump_callback_t emit, void *data, const char *text)
+{
+	return emit(text, strlen(text), data);
+}
+
+static int
+batch_dump_result(struct batch *b, size_t i, json_dump_callback_t emit,
+    void *data)
+{
+	json_t *obj = render_result(i, &b->spec->items[i], &b->results[i]);
+	int rc = obj != NULL ? render_dump(obj, emit, data) : -1;
+
+	json_decref(obj);
+	return rc;
+}
+
+static int
+batch_dump_summary(struct batch *b, json_dump_callback_t emit, void *data)
+{
+	json_t *obj = render_summary(&b->summary);
+	int rc = obj != NULL ? render_dump(obj, emit, data) : -1;
+
+	json_decref(obj);
+	return rc;
+}
+
+int
+batch_write(struct batch *b, json_dump_callback_t emit, void *data)
+{
+	size_t i;
+
+	if (batch_emit(emit, data, "{\"results\":[") == -1)
+		return -1;
+	for (i = 0; i < b->spec->count; i++) {
+		if (i > 0 && batch_emit(emit, data, ",") == -1)
+			return -1;
+		if (batch_dump_result(b, i, emit, data) == -1)
+			return -1;
+	}
+	if (batch_emit(emit, data, "],\"summary\":") == -1 ||
+	    batch_dump_summary(b, emit, data) == -1)
+		return -1;
+	return batch_emit(emit, data, "}\n");
+}
+
+int
+batch_write_line(struct batch *b, size_t index, json_dump_callback_t emit,
+    void *data)
+{
+	if (batch_dump_result(b, index, emit, data) == -1)
+		return -1;
+	return batch_emit(emit, data, "\n");
+}
+
+int
+batch_write_summary_line(struct batch *b, json_dump_callback_t emit,
+    void *data)
+{
+	if (batch_emit(emit, data, "{\"summary\":") == -1 ||
+	    batch_dump_summary(b, emit, data) == -1)
+		return -1;
+	return batch_emit(emit, data, "}\n");
+}

@@ -1,0 +1,879 @@
+/*
+ * config: libconfig file -> immutable struct config.
+ *
+ * One table, keys[], names every accepted key with its type, bounds,
+ * default and place in struct config.  Defaults, type checks, range checks
+ * and the unknown-key check all walk that table, so adding a key is one
+ * line.  Loading starts from the defaults, walks the parsed tree once and
+ * keeps going after an error, so the operator sees every mistake in one
+ * run ("file:line: key: reason", one per line).  Checks that span keys
+ * (max_urls against queue_limit, the token file) run after the walk.
+ *
+ * The result is never modified after config_load returns; readers share
+ * it through an atomic reference count, so a reload can swap configs while
+ * requests started under the old one still hold it.
+ */
+#include "autoconf.h"
+
+#include <sys/stat.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "config.h"
+#include "log.h"
+#include "policy.h"
+
+/* A config file is a page or two; refuse to slurp anything huge. */
+#define CONFIG_FILE_MAX (16 * 1024 * 1024)
+/* A token is a short secret; anything longer is a wrong file. */
+#define TOKEN_FILE_MAX 4096
+/* What a libconfig setting name is made of. */
+#define IDENT_CHARS                                                            \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*"
+/* Room for one reason, before "file:line: key: " is put in front. */
+#define REASON_MAX 512
+
+enum key_kind {
+	KEY_INT,    /* int field, libconfig int or int64, range checked */
+	KEY_INT64,  /* int64_t field, likewise */
+	KEY_BOOL,   /* bool field */
+	KEY_STRING, /* char * field, optional extra check */
+	KEY_LEVEL,  /* int field, a log level name */
+	KEY_CIDRS,  /* struct policy field, an array or list of CIDR strings */
+};
+
+struct key_spec {
+	const char *group;
+	const char *name;
+	enum key_kind kind;
+	size_t off; /* into struct config */
+	int64_t min, max;
+	int64_t def_num;
+	const char *def_str;
+	const char *const *def_list; /* NULL-terminated */
+	/* Extra validation of a string; 0, or -1 with the reason in why. */
+	int (*check)(const char *s, char *why, size_t whylen);
+};
+
+static int check_address(const char *, char *, size_t);
+static int check_header_text(const char *, char *, size_t);
+static int check_token(const char *, char *, size_t);
+
+static const char *const default_allow_clients[] = {"127.0.0.0/8", "::1/128",
+                                                    NULL};
+static const char *const default_deny_targets[] = {
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", NULL};
+static const char *const default_none[] = {NULL};
+
+#define OFF(f) offsetof(struct config, f)
+#define NUM(g, n, k, f, lo, hi, d)                                             \
+	{                                                                      \
+		.group = g, .name = n, .kind = k, .off = OFF(f), .min = lo,    \
+		.max = hi, .def_num = d                                        \
+	}
+#define BOOLEAN(g, n, f, d)                                                    \
+	{                                                                      \
+		.group = g, .name = n, .kind = KEY_BOOL, .off = OFF(f),        \
+		.def_num = d                                                   \
+	}
+#define TEXT(g, n, k, f, d, chk)                                               \
+	{                                                                      \
+		.group = g, .name = n, .kind = k, .off = OFF(f), .def_str = d, \
+		.check = chk                                                   \
+	}
+#define CIDRS(g, n, f, d)                                                      \
+	{                                                                      \
+		.group = g, .name = n, .kind = KEY_CIDRS, .off = OFF(f),       \
+		.def_list = d                                                  \
+	}
+
+static const struct key_spec keys[] = {
+    TEXT("listen", "address", KEY_STRING, listen_address, "127.0.0.1",
+         check_address),
+    NUM("listen", "port", KEY_INT, listen_port, 1, 65535, 8080),
+    NUM("workers", "threads", KEY_INT, threads, 1, 10000, 64),
+    NUM("workers", "queue_limit", KEY_INT, queue_limit, 1, 1000000, 10000),
+    NUM("workers", "idle_ms", KEY_INT, idle_ms, 0, 3600000, 10000),
+    NUM("limits", "max_urls", KEY_INT, max_urls, 1, 1000000, 1000),
+    NUM("limits", "max_request_bytes", KEY_INT64, max_request_bytes, 1,
+        INT64_C(1) << 30, 1048576),
+    NUM("limits", "max_response_bytes", KEY_INT64, max_response_bytes, 0,
+        INT64_C(1) << 40, 1048576),
+    NUM("limits", "request_timeout_ms", KEY_INT, request_timeout_ms, 1, 3600000,
+        60000),
+    NUM("fetch", "timeout_ms", KEY_INT, timeout_ms, 1, 3600000, 10000),
+    NUM("fetch", "connect_timeout_ms", KEY_INT, connect_timeout_ms, 1, 600000,
+        3000),
+    BOOLEAN("fetch", "follow_redirects", follow_redirects, 1),
+    NUM("fetch", "max_redirects", KEY_INT, max_redirects, 0, 50, 5),
+    TEXT("fetch", "user_agent", KEY_STRING, user_agent,
+         "fanoutd/" PACKAGE_VERSION, check_header_text),
+    BOOLEAN("fetch", "verify_tls", verify_tls, 1),
+    TEXT("security", "auth_token", KEY_STRING, auth_token, "", check_token),
+    TEXT("security", "auth_token_file", KEY_STRING, auth_token_file, "", NULL),
+    CIDRS("security", "allow_clients", allow_clients, default_allow_clients),
+    CIDRS("security", "deny_targets", deny_targets, default_deny_targets),
+    CIDRS("security", "allow_targets", allow_targets, default_none),
+    TEXT("log", "level", KEY_LEVEL, log_level, "info", NULL),
+    BOOLEAN("log", "access_log", access_log, 1),
+};
+
+#define NKEYS                  (sizeof(keys) / sizeof(keys[0]))
+#define FIELD(cfg, spec, type) ((type *)(void *)((char *)(cfg) + (spec)->off))
+
+/* Where a key was set, for errors found after the walk; line 0 = unset. */
+struct key_site {
+	const char *file;
+	int line;
+};
+
+struct loader {
+	const char *path;
+	struct config *cfg;
+	char *err;
+	size_t errlen;
+	size_t used;
+	int nerr;
+	struct key_site site[NKEYS];
+};
+
+/*
+ * Append "file:line: what: reason" as one line of err.  The count goes up
+ * even when err is full, so a truncated report still fails the load.
+ */
+static void __attribute__((format(printf, 5, 6)))
+load_error(struct loader *ld, const char *file, int line, const char *what,
+           const char *fmt, ...)
+{
+	char reason[REASON_MAX], where[32] = "";
+	va_list ap;
+	int n;
+
+	ld->nerr++;
+	if (ld->errlen == 0 || ld->used + 1 >= ld->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(where, sizeof(where), ":%d", line);
+	n = snprintf(ld->err + ld->used, ld->errlen - ld->used,
+	             "%s%s%s: %s: %s", ld->used > 0 ? "\n" : "",
+	             file != NULL ? file : ld->path, where, what, reason);
+	if (n < 0)
+		return;
+	ld->used += (size_t)n;
+	if (ld->used >= ld->errlen)
+		ld->used = ld->errlen - 1; /* truncated; err stays terminated */
+}
+
+/* An error about one setting, placed at its file and line. */
+#define SETTING_ERROR(ld, s, what, ...)                                        \
+	load_error(ld, config_setting_source_file(s),                          \
+	           (int)config_setting_source_line(s), what, __VA_ARGS__)
+
+/* Copy s for an error message: bounded, control bytes shown as '?'. */
+static const char *
+quote(const char *s, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0' && i + 1 < len; i++)
+		buf[i] =
+		    (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = '\0';
+	if (s[i] != '\0' && len > 4)
+		memcpy(buf + len - 4, "...", 4);
+	return buf;
+}
+
+static int
+check_address(const char *s, char *why, size_t whylen)
+{
+	unsigned char addr[16];
+	char q[64];
+
+	if (inet_pton(AF_INET, s, addr) == 1 ||
+	    inet_pton(AF_INET6, s, addr) == 1)
+		return 0;
+	snprintf(why, whylen, "\"%s\" is not an IPv4 or IPv6 address",
+	         quote(s, q, sizeof(q)));
+	return -1;
+}
+
+/* Sent as a header: CR or LF would split it. */
+static int
+check_header_text(const char *s, char *why, size_t whylen)
+{
+	for (; *s != '\0'; s++) {
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f) {
+			snprintf(why, whylen, "%s",
+			         "must not contain control characters");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Compared against a Bearer header; never echo it, it is a secret. */
+static int
+check_token(const char *s, char *why, size_t whylen)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) {
+			snprintf(why, whylen, "%s",
+			         "must be printable ASCII without spaces");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *
+type_name(const config_setting_t *s)
+{
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	default:
+		return "nothing";
+	}
+}
+
+/* Store one integer key, or report its wrong type or range. */
+static void
+set_number(struct loader *ld, const struct key_spec *k,
+           const config_setting_t *s, const char *path)
+{
+	int type = config_setting_type(s);
+	long long v;
+
+	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+		SETTING_ERROR(ld, s, path, "expected an integer, got %s",
+		              type_name(s));
+		return;
+	}
+	v = config_setting_get_int64(s);
+	if (v < k->min || v > k->max) {
+		SETTING_ERROR(ld, s, path,
+		              "%lld is out of range (%" PRId64 "..%" PRId64 ")",
+		              v, k->min, k->max);
+		return;
+	}
+	if (k->kind == KEY_INT)
+		*FIELD(ld->cfg, k, int) = (int)v;
+	else
+		*FIELD(ld->cfg, k, int64_t) = (int64_t)v;
+}
+
+static void
+set_bool(struct loader *ld, const struct key_spec *k, const config_setting_t *s,
+         const char *path)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		SETTING_ERROR(ld, s, path, "expected a boolean, got %s",
+		              type_name(s));
+		return;
+	}
+	*FIELD(ld->cfg, k, bool) = config_setting_get_bool(s) != 0;
+}
+
+static void
+set_string(struct loader *ld, const struct key_spec *k,
+           const config_setting_t *s, const char *path)
+{
+	char why[REASON_MAX], q[64];
+	const char *v;
+	char *copy;
+	int level;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		SETTING_ERROR(ld, s, path, "expected a string, got %s",
+		              type_name(s));
+		return;
+	}
+	v = config_setting_get_string(s);
+	if (k->kind == KEY_LEVEL) {
+		if ((level = log_level_parse(v)) < 0)
+			SETTING_ERROR(ld, s, path, "unknown level \"%s\" (%s)",
+			              quote(v, q, sizeof(q)),
+			              "want error, warn, info or debug");
+		else
+			*FIELD(ld->cfg, k, int) = level;
+		return;
+	}
+	if (k->check != NULL && k->check(v, why, sizeof(why)) == -1) {
+		SETTING_ERROR(ld, s, path, "%s", why);
+		return;
+	}
+	if ((copy = strdup(v)) == NULL) {
+		SETTING_ERROR(ld, s, path, "%s", strerror(errno));
+		return;
+	}
+	free(*FIELD(ld->cfg, k, char *));
+	*FIELD(ld->cfg, k, char *) = copy;
+}
+
+/* Replace the default list; every bad element is reported, not just one. */
+static void
+set_cidrs(struct loader *ld, const struct key_spec *k,
+          const config_setting_t *s, const char *path)
+{
+	struct policy *policy = FIELD(ld->cfg, k, struct policy);
+	char why[REASON_MAX], q[64], elem[192];
+	int i, n, type = config_setting_type(s);
+
+	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+		SETTING_ERROR(ld, s, path,
+		              "expected an array of CIDR strings, got %s",
+		              type_name(s));
+		return;
+	}
+	policy_reset(policy);
+	n = config_setting_length(s);
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, i);
+		const char *v;
+
+		snprintf(elem, sizeof(elem), "%s[%d]", path, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			SETTING_ERROR(ld, e, elem,
+			              "expected a CIDR string, got %s",
+			              type_name(e));
+			continue;
+		}
+		v = config_setting_get_string(e);
+		if (policy_add(policy, v, why, sizeof(why)) == -1)
+			SETTING_ERROR(ld, e, elem, "\"%s\": %s",
+			              quote(v, q, sizeof(q)), why);
+	}
+}
+
+static const struct key_spec *
+key_find(const char *group, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].group, group) == 0 &&
+		    strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static bool
+group_known(const char *group)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].group, group) == 0)
+			return true;
+	return false;
+}
+
+static void
+load_key(struct loader *ld, const config_setting_t *s, const char *group)
+{
+	const char *name = config_setting_name(s);
+	const struct key_spec *k;
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s.%s", group, name);
+	if ((k = key_find(group, name)) == NULL) {
+		SETTING_ERROR(ld, s, path, "unknown key");
+		return;
+	}
+	ld->site[k - keys].file = config_setting_source_file(s);
+	ld->site[k - keys].line = (int)config_setting_source_line(s);
+	switch (k->kind) {
+	case KEY_INT:
+	case KEY_INT64:
+		set_number(ld, k, s, path);
+		break;
+	case KEY_BOOL:
+		set_bool(ld, k, s, path);
+		break;
+	case KEY_STRING:
+	case KEY_LEVEL:
+		set_string(ld, k, s, path);
+		break;
+	case KEY_CIDRS:
+		set_cidrs(ld, k, s, path);
+		break;
+	}
+}
+
+/* Every top-level setting must be a known group of known keys. */
+static void
+load_root(struct loader *ld, const config_setting_t *root)
+{
+	int i, j, n = config_setting_length(root);
+
+	for (i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(root, i);
+		const char *name = config_setting_name(g);
+
+		if (!group_known(name)) {
+			SETTING_ERROR(ld, g, name, "unknown %s",
+			              config_setting_is_group(g) ? "group"
+			                                         : "key");
+			continue;
+		}
+		if (!config_setting_is_group(g)) {
+			SETTING_ERROR(ld, g, name, "expected a group, got %s",
+			              type_name(g));
+			continue;
+		}
+		for (j = 0; j < config_setting_length(g); j++)
+			load_key(ld, config_setting_get_elem(g, j), name);
+	}
+}
+
+/* The site of a key by name, for errors raised after the walk. */
+static const struct key_site *
+site_of(const struct loader *ld, const char *group, const char *name)
+{
+	return &ld->site[key_find(group, name) - keys];
+}
+
+/*
+ * Open the token file.  Only a regular file: a FIFO or a device could
+ * block the load, or a reload, forever.
+ */
+static int
+token_open(const char *path, char *why, size_t whylen)
+{
+	const char *reason = NULL;
+	struct stat st;
+	char q[128];
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		reason = strerror(errno);
+	else if (fstat(fd, &st) == -1)
+		reason = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		reason = "not a regular file";
+	if (reason == NULL)
+		return fd;
+	snprintf(why, whylen, "cannot read \"%s\": %s",
+	         quote(path, q, sizeof(q)), reason);
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/* Check the bytes read and keep them as the token, trailing CR/LF off. */
+static int
+token_take(char *buf, size_t len, char **out, char *why, size_t whylen)
+{
+	if (len > TOKEN_FILE_MAX) {
+		snprintf(why, whylen, "token file is larger than %d bytes",
+		         TOKEN_FILE_MAX);
+		return -1;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	buf[len] = '\0';
+	if (len == 0 || memchr(buf, '\0', len) != NULL) {
+		snprintf(why, whylen, "token file %s",
+		         len == 0 ? "is empty" : "contains a NUL byte");
+		return -1;
+	}
+	if (check_token(buf, why, whylen) == -1)
+		return -1;
+	if ((*out = strdup(buf)) == NULL) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Read the whole token file (at most TOKEN_FILE_MAX bytes) into *out. */
+static int
+read_token_file(const char *path, char **out, char *why, size_t whylen)
+{
+	char buf[TOKEN_FILE_MAX + 1];
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = token_open(path, why, whylen)) == -1)
+		return -1;
+	while (len < sizeof(buf) &&
+	       (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			snprintf(why, whylen, "cannot read: %s",
+			         strerror(errno));
+			close(fd);
+			return -1;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	return token_take(buf, len, out, why, whylen);
+}
+
+/* The token comes from the setting or from the file, never both. */
+static void
+check_auth(struct loader *ld)
+{
+	const struct key_site *at = site_of(ld, "security", "auth_token_file");
+	struct config *cfg = ld->cfg;
+	char why[REASON_MAX];
+	char *token;
+
+	if (cfg->auth_token_file[0] == '\0')
+		return;
+	if (cfg->auth_token[0] != '\0') {
+		load_error(ld, at->file, at->line, "security.auth_token_file",
+		           "cannot be set together with security.auth_token");
+		return;
+	}
+	if (read_token_file(cfg->auth_token_file, &token, why, sizeof(why)) ==
+	    -1) {
+		load_error(ld, at->file, at->line, "security.auth_token_file",
+		           "%s", why);
+		return;
+	}
+	free(cfg->auth_token);
+	cfg->auth_token = token;
+}
+
+/* Checks across keys, run once every key has its final value. */
+static void
+check_all(struct loader *ld)
+{
+	const struct key_site *urls = site_of(ld, "limits", "max_urls");
+	const struct key_site *queue = site_of(ld, "workers", "queue_limit");
+	const struct key_site *at = urls->line > 0 ? urls : queue;
+
+	/* A request must always fit an idle pool, or it could never run. */
+	if (ld->cfg->max_urls > ld->cfg->queue_limit)
+		load_error(ld, at->file, at->line, "limits.max_urls",
+		           "%d is above workers.queue_limit (%d)",
+		           ld->cfg->max_urls, ld->cfg->queue_limit);
+	check_auth(ld);
+}
+
+/*
+ * Read the whole file.  Opening it ourselves makes a missing file report
+ * errno's own words; reading it whole lets prescan_text see the text.
+ */
+static char *
+read_config(struct loader *ld)
+{
+	char *text = NULL, *grown;
+	size_t len = 0, cap = 0;
+	struct stat st;
+	int error = 0;
+	FILE *fp;
+
+	if ((fp = fopen(ld->path, "re")) == NULL) {
+		load_error(ld, NULL, 0, "cannot read", "%s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode))
+		error = EISDIR;
+	while (error == 0 && !feof(fp)) {
+		if (len + 1 >= cap) {
+			cap = cap == 0 ? 4096 : cap * 2;
+			if (cap > CONFIG_FILE_MAX)
+				error = EFBIG;
+			else if ((grown = realloc(text, cap)) == NULL)
+				error = ENOMEM;
+			else
+				text = grown;
+			if (error != 0)
+				break;
+		}
+		errno = 0;
+		len += fread(text + len, 1, cap - len - 1, fp);
+		if (ferror(fp))
+			error = errno != 0 ? errno : EIO;
+	}
+	fclose(fp);
+	if (error != 0) {
+		load_error(ld, NULL, 0, "cannot read", "%s", strerror(error));
+		free(text);
+		return NULL;
+	}
+	text[len] = '\0';
+	return text;
+}
+
+/*
+ * Length of the string or comment at p, 0 when none starts there.  *open
+ * is set when it runs to the end of the text: libconfig 1.5 silently drops
+ * everything after an unclosed comment, so the caller reports it.
+ */
+static size_t
+inert_len(const char *p, bool *open)
+{
+	const char *q;
+
+	if (*p == '"') {
+		for (q = p + 1; *q != '\0' && *q != '"'; q++)
+			if (*q == '\\' && q[1] != '\0')
+				q++;
+		*open = *q == '\0';
+		return (size_t)(q - p) + (*q != '\0');
+	}
+	if (*p == '#' || (p[0] == '/' && p[1] == '/'))
+		return strcspn(p, "\n");
+	if (p[0] == '/' && p[1] == '*') {
+		q = strstr(p + 2, "*/");
+		*open = q == NULL;
+		return q != NULL ? (size_t)(q + 2 - p) : strlen(p);
+	}
+	return 0;
+}
+
+/* Length of the number-like token at p (sign, digits, letters, dots). */
+static size_t
+number_len(const char *p)
+{
+	size_t n = (*p == '-' || *p == '+') ? 1 : 0;
+	bool hex = p[n] == '0' && (p[n + 1] == 'x' || p[n + 1] == 'X');
+
+	if (!isdigit((unsigned char)p[n]) &&
+	    !(p[n] == '.' && isdigit((unsigned char)p[n + 1])))
+		return 0;
+	for (; isalnum((unsigned char)p[n]) || p[n] == '.'; n++)
+		if (!hex && (p[n] == 'e' || p[n] == 'E') &&
+		    (p[n + 1] == '-' || p[n + 1] == '+'))
+			n++;
+	return n;
+}
+
+/*
+ * 1 when the token is an integer too wide for 32 bits, 0 when not (or not
+ * an integer at all: floats, 64-bit "L" forms and junk pass untouched),
+ * -1 when it does not fit 64 bits either.
+ */
+static int
+integer_too_wide(const char *tok, size_t n)
+{
+	size_t sign = (*tok == '-' || *tok == '+') ? 1 : 0;
+	bool hex = n > sign + 2 && tok[sign] == '0' &&
+	           (tok[sign + 1] == 'x' || tok[sign + 1] == 'X');
+	size_t skip = sign + (hex ? 2 : 0);
+	char buf[64];
+	long long v;
+
+	/* The token ends at a non-alphanumeric byte, so strspn stays in it. */
+	if ((hex && sign > 0) ||
+	    strspn(tok + skip, hex ? "0123456789abcdefABCDEF" : "0123456789") !=
+	        n - skip)
+		return 0;
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, tok, n);
+	buf[n] = '\0';
+	errno = 0;
+	v = hex ? (long long)strtoull(buf, NULL, 16) : strtoll(buf, NULL, 10);
+	if (errno == ERANGE)
+		return -1;
+	return hex ? (unsigned long long)v > INT32_MAX
+	           : v < INT32_MIN || v > INT32_MAX;
+}
+
+/*
+ * Mend what libconfig 1.5 gets silently wrong, before it sees the text.
+ * It reads an integer without the L suffix as a C int, so
+ * "max_response_bytes = 4294967296" would become 0: give every such
+ * literal the L it needs (what libconfig 1.6+ does by itself), and report
+ * the ones too wide for 64 bits.  It also drops everything after an
+ * unclosed comment without a word: report that too.  Strings and comments
+ * are copied as they are.
+ */
+static char *
+prescan_text(struct loader *ld, const char *text)
+{
+	char *out, *o;
+	size_t n;
+	int line = 1, wide;
+	bool open = false;
+
+	if ((o = out = malloc(strlen(text) * 2 + 1)) == NULL)
+		return NULL;
+	while (*text != '\0') {
+		wide = 0;
+		if ((n = inert_len(text, &open)) > 0 && open)
+			load_error(ld, NULL, line, "syntax error",
+			           "unterminated %s",
+			           *text == '"' ? "string" : "comment");
+		else if (n == 0 &&
+		         (isalpha((unsigned char)*text) || *text == '*'))
+			n = strspn(text, IDENT_CHARS);
+		else if (n == 0 && (n = number_len(text)) > 0)
+			wide = integer_too_wide(text, n);
+		if (wide == -1)
+			load_error(ld, NULL, line, "syntax error",
+			           "integer %.*s does not fit in 64 bits",
+			           (int)n, text);
+		for (n = n > 0 ? n : 1; n > 0; n--, text++)
+			line += (*o++ = *text) == '\n';
+		if (wide == 1)
+			*o++ = 'L';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Parse with libconfig, then walk the tree; errors go to ld. */
+static void
+parse_text(struct loader *ld, const char *text)
+{
+	config_t lc;
+
+	config_init(&lc);
+	if (config_read_string(&lc, text) == CONFIG_FALSE) {
+		load_error(ld, config_error_file(&lc), config_error_line(&lc),
+		           "syntax error", "%s", config_error_text(&lc));
+	} else {
+		load_root(ld, config_root_setting(&lc));
+		check_all(ld);
+	}
+	config_destroy(&lc);
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct loader ld = {.path = path, .err = err, .errlen = errlen};
+	char *text, *wide = NULL;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if ((text = read_config(&ld)) == NULL)
+		return NULL;
+	if ((ld.cfg = config_default()) == NULL ||
+	    (ld.cfg->file = strdup(path)) == NULL ||
+	    (wide = prescan_text(&ld, text)) == NULL)
+		load_error(&ld, NULL, 0, "config", "%s", strerror(ENOMEM));
+	else if (ld.nerr == 0)
+		parse_text(&ld, wide);
+	free(wide);
+	free(text);
+	if (ld.nerr > 0) {
+		config_unref(ld.cfg);
+		return NULL;
+	}
+	return ld.cfg;
+}
+
+/* Fill every key from the table; -1 only when memory runs out. */
+static int
+set_defaults(struct config *cfg)
+{
+	char why[REASON_MAX];
+	const char *const *cidr;
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct key_spec *k = &keys[i];
+
+		switch (k->kind) {
+		case KEY_INT:
+			*FIELD(cfg, k, int) = (int)k->def_num;
+			break;
+		case KEY_INT64:
+			*FIELD(cfg, k, int64_t) = k->def_num;
+			break;
+		case KEY_BOOL:
+			*FIELD(cfg, k, bool) = k->def_num != 0;
+			break;
+		case KEY_STRING:
+			if ((*FIELD(cfg, k, char *) = strdup(k->def_str)) ==
+			    NULL)
+				return -1;
+			break;
+		case KEY_LEVEL:
+			*FIELD(cfg, k, int) = log_level_parse(k->def_str);
+			break;
+		case KEY_CIDRS:
+			for (cidr = k->def_list; *cidr != NULL; cidr++)
+				if (policy_add(FIELD(cfg, k, struct policy),
+				               *cidr, why, sizeof(why)) == -1)
+					return -1;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Free every string and list the table names; accepts half-built configs. */
+static void
+config_free(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].kind == KEY_STRING)
+			free(*FIELD(cfg, &keys[i], char *));
+		else if (keys[i].kind == KEY_CIDRS)
+			policy_reset(FIELD(cfg, &keys[i], struct policy));
+	}
+	free(cfg->file);
+	free(cfg);
+}
+
+struct config *
+config_default(void)
+{
+	struct config *cfg;
+
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
+		return NULL;
+	cfg->refs = 1;
+	if (set_defaults(cfg) == -1) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+struct config *
+config_ref(struct config *cfg)
+{
+	__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	return cfg;
+}
+
+/* Release pairs with the other holders' last reads before the free. */
+void
+config_unref(struct config *cfg)
+{
+	if (cfg != NULL &&
+	    __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		config_free(cfg);
+}

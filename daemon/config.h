@@ -1,0 +1,62 @@
+/*
+ * config: the libconfig file, parsed into an immutable, reference-counted
+ * struct.  One table of key specs (path, type, bounds, default) drives
+ * defaults, type checks, range checks and the unknown-key check.  Every
+ * error is reported as "file:line: key: reason", all of them, not just
+ * the first.  Requests hold a reference, so a reload (SIGHUP) can swap
+ * in a new config while fan-outs started under the old one finish.
+ */
+#ifndef FANOUTD_CONFIG_H
+#define FANOUTD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+struct config {
+	int refs;   /* atomic; see config_ref */
+	char *file; /* the path loaded; NULL for config_default() */
+
+	char *listen_address;
+	int listen_port;
+
+	int threads;
+	int queue_limit;
+	int idle_ms;
+
+	int max_urls;
+	int64_t max_request_bytes;
+	int64_t max_response_bytes;
+	int request_timeout_ms; /* whole fan-out deadline */
+
+	int timeout_ms;
+	int connect_timeout_ms;
+	bool follow_redirects;
+	int max_redirects;
+	char *user_agent;
+	bool verify_tls;
+
+	char *auth_token;      /* "" = no auth; read from the file when set */
+	char *auth_token_file; /* "" = none */
+	struct policy allow_clients;
+	struct policy deny_targets;
+	struct policy allow_targets; /* empty = every target not denied */
+
+	int log_level; /* enum log_level */
+	bool access_log;
+};
+
+/*
+ * Read and validate path.  On failure returns NULL and writes every error,
+ * one per line, into err.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+/* The defaults alone, as if the file were empty; NULL when out of memory. */
+struct config *config_default(void);
+/* Take one more reference (thread-safe); returns cfg. */
+struct config *config_ref(struct config *cfg);
+/* Drop a reference (thread-safe); the last one frees.  Accepts NULL. */
+void config_unref(struct config *cfg);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * One fetch on a worker's own easy handle.  The handle lives as long as
+ * the worker, so its connection cache and TLS session cache stay private
+ * to one thread (libcurl 7.88 must not share those across threads); only
+ * the DNS cache is shared, through a share handle with mutex callbacks.
+ *
+ * Redirects are followed here rather than by libcurl: each hop is a
+ * separate curl_easy_perform(), so every hop's URL passes the same checks
+ * as the client's URL, the socket callback sees every hop's address, and
+ * caller-supplied headers go only to the origin the client named.
+ */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "policy.h"
+#include "request.h"
+
+struct fetch_worker {
+	CURL *easy;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* State the callbacks of one hop see. */
+struct fetch_xfer {
+	const struct config *cfg;
+	const atomic_bool *cancel;
+	int64_t bytes;
+	int too_large;
+	int blocked;
+	char blocked_ip[INET6_ADDRSTRLEN];
+};
+
+static CURLSH *fetch_share;
+static pthread_mutex_t fetch_share_locks[CURL_LOCK_DATA_LAST];
+
+static const char *const fetch_error_codes[FETCH_E_COUNT] = {
+	[FETCH_OK] = NULL,
+	[FETCH_E_INVALID_URL] = "invalid_url",
+	[FETCH_E_UNSUPPORTED_SCHEME] = "unsupported_scheme",
+	[FETCH_E_BLOCKED] = "blocked",
+	[FETCH_E_DNS] = "dns",
+	[FETCH_E_CONNECT] = "connect",
+	[FETCH_E_TLS] = "tls",
+	[FETCH_E_TIMEOUT] = "timeout",
+	[FETCH_E_TOO_LARGE] = "too_large",
+	[FETCH_E_REDIRECT_LIMIT] = "redirect_limit",
+	[FETCH_E_CANCELED] = "canceled",
+	[FETCH_E_OTHER] = "other",
+};
+
+const char *
+fetch_error_code(enum fetch_error error)
+{
+	if ((unsigned)error >= FETCH_E_COUNT)
+		return "other";
+	return fetch_error_codes[error];
+}
+
+bool
+fetch_result_ok(const struct fetch_result *result)
+{
+	return result->error == FETCH_OK && result->status >= 200 &&
+	    result->status < 400;
+}
+
+void
+fetch_result_reset(struct fetch_result *result)
+{
+	free(result->message);
+	free(result->effective_url);
+	memset(result, 0, sizeof(*result));
+}
+
+void
+fetch_result_set_error(struct fetch_result *result, enum fetch_error error,
+    const char *message)
+{
+	free(result->message);
+	result->error = error;
+	result->message = strdup(message != NULL ? message : "");
+}
+
+static double
+fetch_phase_ms(int64_t from, int64_t to)
+{
+	return to > from ? (double)(to - from) / 1000.0 : 0.0;
+}
+
+void
+fetch_timing_add(struct fetch_timing *t, const struct fetch_marks *m)
+{
+	/* Marks are cumulative from the hop's start; phases are differences,
+	 * clamped at 0.  A reused connection has no DNS or connect phase. */
+	t->dns += fetch_phase_ms(0, m->namelookup);
+	t->connect += fetch_phase_ms(m->namelookup, m->connect);
+	if (m->appconnect > 0)
+		t->tls += fetch_phase_ms(m->connect, m->appconnect);
+	t->ttfb += fetch_phase_ms(m->pretransfer, m->starttransfer);
+	if (m->starttransfer > 0)
+		t->transfer += fetch_phase_ms(m->starttransfer, m->total);
+	t->total += fetch_phase_ms(0, m->total);
+}
+
+enum fetch_error
+fetch_error_from_curl(CURLcode code)
+{
+	switch (code) {
+	case CURLE_OK:
+		return FETCH_OK;
+	case CURLE_URL_MALFORMAT:
+		return FETCH_E_INVALID_URL;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return FETCH_E_UNSUPPORTED_SCHEME;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return FETCH_E_DNS;
+	case CURLE_COULDNT_CONNECT:
+		return FETCH_E_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		return FETCH_E_TIMEOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_USE_SSL_FAILED:
+		return FETCH_E_TLS;
+	case CURLE_FILESIZE_EXCEEDED:
+		return FETCH_E_TOO_LARGE;
+	case CURLE_TOO_MANY_REDIRECTS:
+		return FETCH_E_REDIRECT_LIMIT;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return FETCH_E_CANCELED;
+	default:
+		return FETCH_E_OTHER;
+	}
+}
+
+static void
+fetch_share_lock(CURL *h, curl_lock_data data, curl_lock_access a, void *u)
+{
+	pthread_mutex_lock(&fetch_share_locks[data]);
+}
+
+static void
+fetch_share_unlock(CURL *h, curl_lock_data data, void *u)
+{
+	pthread_mutex_unlock(&fetch_share_locks[data]);
+}
+
+int
+fetch_global_init(char *err, size_t errlen)
+{
+	CURLcode rc;
+	size_t i;
+
+	if ((rc = curl_global_init(CURL_GLOBAL_ALL)) != CURLE_OK) {
+		snprintf(err, errlen, "curl_global_init: %s",
+		    curl_easy_strerror(rc));
+		return -1;
+	}
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&fetch_share_locks[i], NULL);
+	if ((fetch_share = curl_share_init()) == NULL) {
+		snprintf(err, errlen, "curl_share_init failed");
+		return -1;
+	}
+	/* DNS only: connections and TLS sessions stay per thread. */
+	curl_share_setopt(fetch_share, CURLSHOPT_LOCKFUNC, fetch_share_lock);
+	curl_share_setopt(fetch_share, CURLSHOPT_UNLOCKFUNC, fetch_share_unlock);
+	curl_share_setopt(fetch_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	return 0;
+}
+
+void
+fetch_global_cleanup(void)
+{
+	size_t i;
+
+	curl_share_cleanup(fetch_share);
+	fetch_share = NULL;
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&fetch_share_locks[i]);
+	curl_global_cleanup();
+}
+
+struct fetch_worker *
+fetch_worker_new(void)
+{
+	struct fetch_worker *w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	if ((w->easy = curl_easy_init()) == NULL) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void
+fetch_worker_free(struct fetch_worker *w)
+{
+	if (w == NULL)
+		return;
+	curl_easy_cleanup(w->easy);
+	free(w);
+}
+
+void
+fetch_worker_flush(struct fetch_worker *w)
+{
+	CURL *fresh;
+
+	/* A new handle has an empty connection cache: pooled connections
+	 * were checked against the old policy and must not be reused. */
+	if ((fresh = curl_easy_init()) == NULL)
+		return;
+	curl_easy_cleanup(w->easy);
+	w->easy = fresh;
+}
+
+static size_t
+fetch_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct fetch_xfer *x = arg;
+	size_t n = size * nmemb;
+
+	x->bytes += (int64_t)n;
+	if (x->bytes > x->cfg->max_response_bytes) {
+		x->too_large = 1;
+		return 0; /* aborts with CURLE_WRITE_ERROR */
+	}
+	return n;
+}
+
+static int
+fetch_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct fetch_xfer *x = arg;
+
+	return atomic_load_explicit(x->cancel, memory_order_relaxed) ? 1 : 0;
+}
+
+static bool
+fetch_target_allowed(const struct config *cfg, const struct sockaddr *sa)
+{
+	if (policy_match(&cfg->deny_targets, sa))
+		return false;
+	if (cfg->allow_targets.count > 0 &&
+	    !policy_match(&cfg->allow_targets, sa))
+		return false;
+	return true;
+}
+
+/* Every connect, on every hop, comes through here after DNS. */
+static curl_socket_t
+fetch_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	struct fetch_xfer *x = arg;
+	const struct sockaddr *sa = &addr->addr;
+	const void *raw;
+
+	if (!fetch_target_allowed(x->cfg, sa)) {
+		x->blocked = 1;
+		raw = sa->sa_family == AF_INET6
+		    ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+		    : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+		inet_ntop(sa->sa_family, raw, x->blocked_ip,
+		    sizeof(x->blocked_ip));
+		return CURL_SOCKET_BAD;
+	}
+	return socket(addr->family, addr->socktype | SOCK_CLOEXEC,
+	    addr->protocol);
+}
+
+static void
+fetch_setup(struct fetch_worker *w, struct fetch_xfer *x, const char *url,
+    const struct fetch_spec *spec, struct curl_slist *headers, long ms)
+{
+	const struct config *cfg = x->cfg;
+	CURL *h = w->easy;
+	long connect_ms = cfg->connect_timeout_ms < ms ? cfg->connect_timeout_ms
+						       : ms;
+
+	curl_easy_reset(h);
+	w->errbuf[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_SHARE, fetch_share);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* ignore *_proxy env vars */
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, cfg->user_agent);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, cfg->verify_tls ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, cfg->verify_tls ? 2L : 0L);
+	curl_easy_setopt(h, CURLOPT_NOBODY, spec->method == FETCH_HEAD ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, fetch_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, fetch_opensocket);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
+}
+
+static void
+fetch_collect(struct fetch_worker *w, struct fetch_result *r)
+{
+	struct fetch_marks m = {0};
+	curl_off_t v;
+	char *ip = NULL;
+
+	curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &r->status);
+	if (curl_easy_getinfo(w->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK &&
+	    ip != NULL && ip[0] != '\0')
+		snprintf(r->remote_ip, sizeof(r->remote_ip), "%s", ip);
+#define MARK(info, field)                                                      \
+	if (curl_easy_getinfo(w->easy, info, &v) == CURLE_OK)                  \
+	m.field = v
+	MARK(CURLINFO_NAMELOOKUP_TIME_T, namelookup);
+	MARK(CURLINFO_CONNECT_TIME_T, connect);
+	MARK(CURLINFO_APPCONNECT_TIME_T, appconnect);
+	MARK(CURLINFO_PRETRANSFER_TIME_T, pretransfer);
+	MARK(CURLINFO_STARTTRANSFER_TIME_T, starttransfer);
+	MARK(CURLINFO_TOTAL_TIME_T, total);
+#undef MARK
+	fetch_timing_add(&r->time, &m);
+}
+
+static void
+fetch_fail(struct fetch_worker *w, struct fetch_xfer *x, CURLcode code,
+    struct fetch_result *r)
+{
+	char msg[CURL_ERROR_SIZE + 64];
+	enum fetch_error e = fetch_error_from_curl(code);
+
+	snprintf(msg, sizeof(msg), "%s",
+	    w->errbuf[0] != '\0' ? w->errbuf : curl_easy_strerror(code));
+	if (x->too_large) {
+		e = FETCH_E_TOO_LARGE;
+		snprintf(msg, sizeof(msg),
+		    "response body exceeds limits.max_response_bytes (%lld)",
+		    (long long)x->cfg->max_response_bytes);
+	} else if (code == CURLE_COULDNT_CONNECT && x->blocked) {
+		e = FETCH_E_BLOCKED;
+		snprintf(msg, sizeof(msg),
+		    "connection to %s refused by the target policy",
+		    x->blocked_ip);
+	}
+	fetch_result_set_error(r, e, msg);
+}
+
+/* Same scheme, host and port: the origin custom headers may go to. */
+static bool
+fetch_same_origin(const char *a, const char *b)
+{
+	static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST,
+	    CURLUPART_PORT};
+	CURLU *ua = curl_url(), *ub = curl_url();
+	bool same = ua != NULL && ub != NULL &&
+	    curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
+	    curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK;
+	size_t i;
+
+	for (i = 0; same && i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char *pa = NULL, *pb = NULL;
+
+		curl_url_get(ua, parts[i], &pa, CURLU_DEFAULT_PORT);
+		curl_url_get(ub, parts[i], &pb, CURLU_DEFAULT_PORT);
+		same = pa != NULL && pb != NULL && strcasecmp(pa, pb) == 0;
+		curl_free(pa);
+		curl_free(pb);
+	}
+	curl_url_cleanup(ua);
+	curl_url_cleanup(ub);
+	return same;
+}
+
+static uint64_t
+fetch_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Where the hop that just ended points next: NULL to stop.  Sets an
+ * error in r when the redirect must not be followed.
+ */
+static char *
+fetch_next_hop(struct fetch_worker *w, const struct fetch_spec *spec,
+    const struct config *cfg, struct fetch_result *r)
+{
+	enum fetch_error error;
+	const char *message;
+	char *location = NULL, *next;
+
+	if (!spec->follow_redirects || r->status < 300 || r->status > 399)
+		return NULL;
+	if (curl_easy_getinfo(w->easy, CURLINFO_REDIRECT_URL, &location) !=
+		CURLE_OK ||
+	    location == NULL)
+		return NULL;
+	if (r->redirects >= cfg->max_redirects) {
+		fetch_result_set_error(r, FETCH_E_REDIRECT_LIMIT,
+		    "maximum redirects followed");
+		return NULL;
+	}
+	if ((next = request_check_url(location, &error, &message)) == NULL) {
+		fetch_result_set_error(r, error, message);
+		return NULL;
+	}
+	return next;
+}
+
+void
+fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
+    const struct config *cfg, const atomic_bool *cancel, uint64_t deadline_ns,
+    struct fetch_result *r)
+{
+	struct curl_slist *headers = spec->headers;
+	uint64_t end = fetch_now_ns() + (uint64_t)spec->timeout_ms * 1000000u;
+	char *url = strdup(spec->target), *next;
+	CURLcode code;
+
+	if (deadline_ns != 0 && deadline_ns < end)
+		end = deadline_ns;
+	while (url != NULL) {
+		struct fetch_xfer x = {.cfg = cfg, .cancel = cancel};
+		uint64_t now = fetch_now_ns();
+
+		free(r->effective_url);
+		r->effective_url = url;
+		if (atomic_load(cancel)) {
+			fetch_result_set_error(r, FETCH_E_CANCELED,
+			    "request canceled");
+			break;
+		}
+		if (now + 1000000u > end) {
+			fetch_result_set_error(r, FETCH_E_TIMEOUT,
+			    "timed out before the next hop");
+			break;
+		}
+		fetch_setup(w, &x, url, spec, headers,
+		    (long)((end - now) / 1000000u));
+		code = curl_easy_perform(w->easy);
+		r->bytes = x.bytes;
+		fetch_collect(w, r);
+		if (code != CURLE_OK) {
+			fetch_fail(w, &x, code, r);
+			break;
+		}
+		if ((next = fetch_next_hop(w, spec, cfg, r)) == NULL)
+			break;
+		r->redirects++;
+		if (headers != NULL && !fetch_same_origin(spec->target, next))
+			headers = NULL;
+		url = next;
+	}
+}

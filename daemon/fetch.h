@@ -1,0 +1,111 @@
+/*
+ * fetch: one blocking HTTP transfer on a worker's own curl easy handle.
+ * A worker keeps its handle for life, so its connections and DNS entries
+ * are reused from one fetch to the next; the handle is reset (options
+ * only) before each fetch.  Redirects are followed here, hop by hop, so
+ * that every hop is checked against the target policy, custom headers
+ * are dropped when the host changes and timings add up over all hops.
+ *
+ * Runs on worker threads only; touches nothing of libevent.
+ */
+#ifndef FANOUTD_FETCH_H
+#define FANOUTD_FETCH_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+struct config;
+
+/* Per-fetch outcome; mapped 1:1 to the API's error codes. */
+enum fetch_error {
+	FETCH_OK = 0,
+	FETCH_E_INVALID_URL,
+	FETCH_E_UNSUPPORTED_SCHEME,
+	FETCH_E_BLOCKED,
+	FETCH_E_DNS,
+	FETCH_E_CONNECT,
+	FETCH_E_TLS,
+	FETCH_E_TIMEOUT,
+	FETCH_E_TOO_LARGE,
+	FETCH_E_REDIRECT_LIMIT,
+	FETCH_E_CANCELED,
+	FETCH_E_OTHER,
+	FETCH_E_COUNT
+};
+
+enum fetch_method { FETCH_GET, FETCH_HEAD };
+
+/* One target, as validated by request.c; immutable once built. */
+struct fetch_spec {
+	char *url;    /* as the client gave it; NULL when not a string */
+	char *target; /* normalised by curl_url(); NULL when invalid */
+	json_t *id;   /* echoed back; NULL when absent (a reference) */
+	struct curl_slist *headers; /* "Name: value" lines, or NULL */
+	int timeout_ms;
+	enum fetch_method method;
+	bool follow_redirects;
+	enum fetch_error error;    /* set when the item failed validation */
+	const char *error_message; /* static text for that error */
+};
+
+/* Phase durations in milliseconds (see README, "Timings"). */
+struct fetch_timing {
+	double queue, dns, connect, tls, ttfb, transfer, total;
+};
+
+/* curl's cumulative marks for one hop, in microseconds. */
+struct fetch_marks {
+	int64_t namelookup, connect, appconnect, pretransfer, starttransfer,
+	    total;
+};
+
+struct fetch_result {
+	enum fetch_error error;
+	char *message;       /* heap, NULL when error == FETCH_OK */
+	long status;         /* 0 when no response */
+	int64_t bytes;       /* body bytes received on the last hop */
+	long redirects;      /* hops followed */
+	char *effective_url; /* heap, NULL when never requested */
+	char remote_ip[INET6_ADDRSTRLEN];
+	struct fetch_timing time;
+};
+
+/* "invalid_url", "timeout", ...; NULL for FETCH_OK. */
+const char *fetch_error_code(enum fetch_error error);
+/* Completed and 200 <= status < 400. */
+bool fetch_result_ok(const struct fetch_result *result);
+/* Free the result's strings and zero it. */
+void fetch_result_reset(struct fetch_result *result);
+void fetch_result_set_error(struct fetch_result *result,
+    enum fetch_error error, const char *message);
+/* Turn one hop's cumulative marks into phases, added to timing. */
+void fetch_timing_add(struct fetch_timing *timing,
+    const struct fetch_marks *marks);
+/* The per-fetch outcome for a CURLcode (blocked is decided by the caller). */
+enum fetch_error fetch_error_from_curl(CURLcode code);
+
+/* Process-wide set-up: call once before any thread starts. */
+int fetch_global_init(char *err, size_t errlen);
+void fetch_global_cleanup(void);
+
+struct fetch_worker;
+struct fetch_worker *fetch_worker_new(void);
+void fetch_worker_free(struct fetch_worker *worker);
+/* Drop cached connections and DNS entries (after a policy change). */
+void fetch_worker_flush(struct fetch_worker *worker);
+
+/*
+ * Fetch spec->target under cfg's limits, filling result.  Stops early,
+ * as FETCH_E_CANCELED, once *cancel becomes true.  deadline_ns, when not
+ * zero, is a monotonic instant no hop may run past.
+ */
+void fetch_perform(struct fetch_worker *worker, const struct fetch_spec *spec,
+    const struct config *cfg, const atomic_bool *cancel, uint64_t deadline_ns,
+    struct fetch_result *result);
+
+#endif

@@ -1,0 +1,22 @@
+noinst_LIBRARIES += daemon/libfanoutd.a
+daemon_libfanoutd_a_SOURCES = \
+	daemon/batch.c daemon/batch.h \
+	daemon/config.c daemon/config.h \
+	daemon/fetch.c daemon/fetch.h \
+	daemon/log.c daemon/log.h \
+	daemon/metrics.c daemon/metrics.h \
+	daemon/policy.c daemon/policy.h \
+	daemon/pool.c daemon/pool.h \
+	daemon/render.c daemon/render.h \
+	daemon/request.c daemon/request.h \
+	daemon/server.c daemon/server.h
+daemon_libfanoutd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CURL_CFLAGS) \
+	$(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
+
+FANOUTD_LIBS = daemon/libfanoutd.a $(LIBEVENT_LIBS) $(CURL_LIBS) \
+	$(LIBCONFIG_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm
+
+sbin_PROGRAMS += daemon/fanoutd
+daemon_fanoutd_SOURCES = daemon/main.c
+daemon_fanoutd_CFLAGS = $(daemon_libfanoutd_a_CFLAGS)
+daemon_fanoutd_LDADD = $(FANOUTD_LIBS)

@@ -1,0 +1,30 @@
+/*
+ * log: leveled messages to stderr, one line each.  When stderr is the
+ * journal (JOURNAL_STREAM names it) every line carries a <N> priority
+ * prefix so journald keeps the level.  Thread-safe: each line is written
+ * with a single write(2).
+ */
+#ifndef FANOUTD_LOG_H
+#define FANOUTD_LOG_H
+
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+/* Decide on prefixes (journal or not) and set the first level. */
+void log_init(enum log_level level);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+/* "error", "warn", "info", "debug" -> level; -1 when unknown. */
+int log_level_parse(const char *name);
+
+/* log_warn appends strerror(errno); log_warnx does not. */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Start-up only: log at error level and exit(1). */
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

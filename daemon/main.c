@@ -1,0 +1,307 @@
+/*
+ * fanoutd: start-up in order (config, log, curl, pool, server), signals
+ * as loop events, ordered shutdown.  No business logic lives here.
+ */
+#include "autoconf.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "config.h"
+#include "fetch.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+
+#define DEFAULT_CONFIG     SYSCONFDIR "/fanoutd.conf"
+#define WORKER_STACK_SIZE  (256 * 1024)
+#define SHUTDOWN_GRACE_MS  10000
+#define SHUTDOWN_POLL_MS   50
+
+struct daemon {
+	const char *config_path;
+	struct config *cfg;
+	struct event_base *base;
+	struct pool *pool;
+	struct server *server;
+	struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
+	uint64_t stop_deadline_ns;
+	int canceled;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: fanoutd [-t] [-c FILE]\n"
+	    "  -c, --config FILE  configuration file (default %s)\n"
+	    "  -t, --test         check the configuration and exit\n"
+	    "  -V, --version      print the version and exit\n"
+	    "  -h, --help         print this help and exit\n",
+	    DEFAULT_CONFIG);
+}
+
+static struct config *
+load_config(const char *path)
+{
+	char err[4096];
+	struct config *cfg = config_load(path, err, sizeof(err));
+
+	if (cfg == NULL)
+		fprintf(stderr, "%s", err[0] ? err : "config: unknown error\n");
+	return cfg;
+}
+
+/* Tell systemd (Type=notify) where we are; a no-op elsewhere. */
+static void
+notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/* Listening sockets passed by systemd socket activation, if any. */
+static int
+passed_sockets(int *fds, int max)
+{
+	int i, n = 0;
+
+#ifdef HAVE_SYSTEMD
+	if ((n = sd_listen_fds(1)) < 0)
+		fatalx("sd_listen_fds: %s", strerror(-n));
+	if (n > max)
+		fatalx("too many sockets passed (%d, at most %d)", n, max);
+	for (i = 0; i < n; i++)
+		fds[i] = SD_LISTEN_FDS_START + i;
+#else
+	(void)fds;
+	(void)max;
+	(void)i;
+#endif
+	return n;
+}
+
+/* Each fetch holds a socket: let the pool use all the kernel allows. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit(RLIMIT_NOFILE)");
+	}
+}
+
+static void *
+worker_new(void *arg)
+{
+	return fetch_worker_new();
+}
+
+static void
+worker_free(void *ctx, void *arg)
+{
+	fetch_worker_free(ctx);
+}
+
+static void
+worker_flush(void *ctx)
+{
+	fetch_worker_flush(ctx);
+}
+
+static bool
+policies_equal(const struct policy *a, const struct policy *b)
+{
+	return a->count == b->count &&
+	    (a->count == 0 ||
+		memcmp(a->nets, b->nets, a->count * sizeof(*a->nets)) == 0);
+}
+
+/* SIGHUP: a new config for new requests, or the old one on error. */
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	char err[4096];
+	struct config *cfg = config_load(d->config_path, err, sizeof(err));
+
+	notify("RELOADING=1");
+	if (cfg == NULL) {
+		log_warnx("reload failed, keeping the running config:\n%s", err);
+		notify("READY=1");
+		return;
+	}
+	log_set_level(cfg->log_level);
+	pool_resize(d->pool, cfg->threads, cfg->queue_limit, cfg->idle_ms);
+	if (!policies_equal(&cfg->deny_targets, &d->cfg->deny_targets) ||
+	    !policies_equal(&cfg->allow_targets, &d->cfg->allow_targets))
+		pool_broadcast(d->pool, worker_flush);
+	server_set_config(d->server, cfg);
+	config_unref(d->cfg);
+	d->cfg = cfg;
+	log_info("reloaded %s", d->config_path);
+	notify("READY=1");
+}
+
+static void
+on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval poll = {0, SHUTDOWN_POLL_MS * 1000};
+
+	if (server_inflight(d->server) == 0) {
+		event_base_loopexit(d->base, &poll);
+		return;
+	}
+	if (!d->canceled && pool_now_ns() > d->stop_deadline_ns) {
+		log_warnx("shutdown: canceling %zu fan-outs still in flight",
+		    server_inflight(d->server));
+		server_cancel_all(d->server);
+		d->canceled = 1;
+	}
+	evtimer_add(d->stop_timer, &poll);
+}
+
+/* SIGTERM, SIGINT: stop accepting, let fan-outs finish, then exit. */
+static void
+on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->stop_timer != NULL)
+		return;
+	notify("STOPPING=1");
+	log_info("shutting down on signal %d, %zu fan-outs in flight",
+	    (int)sig, server_inflight(d->server));
+	server_stop_accepting(d->server);
+	d->stop_deadline_ns = pool_now_ns() + SHUTDOWN_GRACE_MS * 1000000ull;
+	d->stop_timer = evtimer_new(d->base, on_stop_timer, d);
+	on_stop_timer(-1, 0, d);
+}
+
+static void
+daemon_start(struct daemon *d)
+{
+	char err[512];
+	int fds[16];
+	int nfds;
+	struct pool_params pp = {
+	    .max_threads = d->cfg->threads,
+	    .queue_limit = d->cfg->queue_limit,
+	    .idle_ms = d->cfg->idle_ms,
+	    .stack_size = WORKER_STACK_SIZE,
+	    .worker_new = worker_new,
+	    .worker_free = worker_free,
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	log_init(d->cfg->log_level);
+	raise_nofile();
+	nfds = passed_sockets(fds, 16);
+	if (fetch_global_init(err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if ((d->base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	if ((d->pool = pool_new(&pp, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	d->server = server_new(d->base, d->cfg, d->pool, fds, (size_t)nfds, err,
+	    sizeof(err));
+	if (d->server == NULL)
+		fatalx("%s", err);
+	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
+	d->sig_term = evsignal_new(d->base, SIGTERM, on_term, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, on_term, d);
+	if (evsignal_add(d->sig_hup, NULL) == -1 ||
+	    evsignal_add(d->sig_term, NULL) == -1 ||
+	    evsignal_add(d->sig_int, NULL) == -1)
+		fatalx("cannot install signal events");
+	if (nfds > 0)
+		log_info("fanoutd %s serving %d passed socket(s), up to %d "
+			 "threads",
+		    PACKAGE_VERSION, nfds, d->cfg->threads);
+	else
+		log_info("fanoutd %s listening on %s port %d, up to %d threads",
+		    PACKAGE_VERSION, d->cfg->listen_address,
+		    d->cfg->listen_port, d->cfg->threads);
+	notify("READY=1");
+}
+
+static void
+daemon_stop(struct daemon *d)
+{
+	server_free(d->server);
+	pool_free(d->pool);
+	if (d->stop_timer != NULL)
+		event_free(d->stop_timer);
+	event_free(d->sig_hup);
+	event_free(d->sig_term);
+	event_free(d->sig_int);
+	event_base_free(d->base);
+	config_unref(d->cfg);
+	fetch_global_cleanup();
+	log_info("stopped");
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"test", no_argument, NULL, 't'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct daemon d = {.config_path = DEFAULT_CONFIG};
+	int ch, test_only = 0;
+
+	while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 't':
+			test_only = 1;
+			break;
+		case 'V':
+			printf("fanoutd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((d.cfg = load_config(d.config_path)) == NULL)
+		return 1;
+	if (test_only) {
+		printf("%s: configuration OK\n", d.config_path);
+		config_unref(d.cfg);
+		return 0;
+	}
+	daemon_start(&d);
+	event_base_dispatch(d.base);
+	daemon_stop(&d);
+	return 0;
+}

@@ -1,0 +1,713 @@
+/*
+ * The HTTP face, on the loop thread.  A POST /fetch becomes a batch; the
+ * batch's hooks answer the request when its last future completes (or,
+ * streaming, as each one completes).  A client that goes away first
+ * cancels its batch through the connection's close callback; the batch
+ * is still freed only when its last job is back from the pool.
+ *
+ * libevent 2.1's own error replies are fixed HTML pages, so every status
+ * we can decide ourselves (404, 405 with Allow, 413 for too many URLs,
+ * 415, 503) is answered here with a JSON body; evhttp's body-size limit
+ * stays as the backstop that refuses an oversized body while reading it.
+ *
+ * Every reply goes through server_reply(), which counts it in the metrics
+ * and writes the access-log line.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "batch.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "pool.h"
+#include "render.h"
+#include "request.h"
+#include "server.h"
+
+#define SERVER_MAX_LISTEN 16
+#define REQUEST_ID_MAX    64
+#define SERVER_MAX_HEADERS (64 * 1024)
+#define SERVER_IO_TIMEOUT_S 60
+
+struct server {
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound[SERVER_MAX_LISTEN];
+	size_t nbound;
+	struct event *notify;
+	struct pool *pool;
+	struct config *cfg;
+	size_t inflight;
+	uint64_t next_id;
+	struct server_req *reqs; /* fan-outs in flight, for shutdown */
+};
+
+/* What the access log says about one HTTP request. */
+struct server_call {
+	struct evhttp_request *req;
+	const char *method;
+	const char *path;
+	char client[INET6_ADDRSTRLEN];
+	char id[REQUEST_ID_MAX + 1];
+	uint64_t start_ns;
+};
+
+/* One POST /fetch in flight. */
+struct server_req {
+	struct server_req *prev, *next;
+	struct server *server;
+	struct server_call call;
+	struct evhttp_connection *evcon; /* NULL once the client is gone */
+	struct batch *batch;
+	struct event *watch; /* readable client socket: gone or pipelining */
+	bool stream;  /* NDJSON lines in completion order */
+	bool started; /* the chunked reply has begun */
+};
+
+static const char *
+server_status_text(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Payload Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
+	}
+}
+
+static void
+server_log_call(struct server *s, const struct server_call *c, int status,
+    const struct batch *b)
+{
+	const struct summary *sum = b != NULL ? batch_summary(b) : NULL;
+
+	metrics_request(status);
+	if (!s->cfg->access_log)
+		return;
+	log_info("access client=%s method=%s path=%s status=%d urls=%zu ok=%zu "
+		 "failed=%zu elapsed_ms=%.1f id=%s",
+	    c->client, c->method, c->path, status, b ? batch_count(b) : 0,
+	    sum ? sum->ok : 0, sum ? sum->failed : 0,
+	    (double)(pool_now_ns() - c->start_ns) / 1e6, c->id);
+}
+
+/* Send a complete reply of type ctype; body may be NULL. */
+static void
+server_reply(struct server *s, const struct server_call *c, int status,
+    const char *ctype, struct evbuffer *body, const struct batch *b)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
+
+	evhttp_add_header(out, "Content-Type", ctype);
+	evhttp_add_header(out, "X-Request-Id", c->id);
+	server_log_call(s, c, status, b);
+	evhttp_send_reply(c->req, status, server_status_text(status), body);
+}
+
+static void
+server_reply_text(struct server *s, const struct server_call *c, int status,
+    const char *ctype, const char *text)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf != NULL && text != NULL)
+		evbuffer_add(buf, text, strlen(text));
+	server_reply(s, c, status, ctype, buf, NULL);
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+static void
+server_reply_error(struct server *s, const struct server_call *c, int status,
+    const char *code, const char *message)
+{
+	char *json = render_error(code, message);
+	size_t len = json != NULL ? strlen(json) : 0;
+
+	/* A newline after the document keeps shells and jq happy. */
+	if (json != NULL && (json = realloc(json, len + 2)) != NULL) {
+		json[len] = '\n';
+		json[len + 1] = '\0';
+	}
+	server_reply_text(s, c, status, "application/json", json);
+	free(json);
+}
+
+static int
+server_emit(const char *buf, size_t size, void *data)
+{
+	return evbuffer_add(data, buf, size);
+}
+
+static void
+server_req_unlink(struct server_req *sr)
+{
+	struct server *s = sr->server;
+
+	if (sr->prev != NULL)
+		sr->prev->next = sr->next;
+	else
+		s->reqs = sr->next;
+	if (sr->next != NULL)
+		sr->next->prev = sr->prev;
+	s->inflight--;
+}
+
+static void
+server_req_free(struct server_req *sr)
+{
+	if (sr->watch != NULL)
+		event_free(sr->watch);
+	server_req_unlink(sr);
+	batch_free(sr->batch);
+	free(sr);
+}
+
+/* Streaming: begin the chunked 200 reply on the first line. */
+static void
+server_stream_start(struct server_req *sr)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(sr->call.req);
+
+	sr->started = true;
+	evhttp_add_header(out, "Content-Type", "application/x-ndjson");
+	evhttp_add_header(out, "X-Request-Id", sr->call.id);
+	evhttp_send_reply_start(sr->call.req, 200, "OK");
+}
+
+/* Batch hook, streaming only: one result line, in completion order. */
+static void
+server_on_batch_result(struct batch *batch, size_t index, void *arg)
+{
+	struct server_req *sr = arg;
+	struct evbuffer *buf;
+
+	if (sr->evcon == NULL)
+		return;
+	if (!sr->started)
+		server_stream_start(sr);
+	if ((buf = evbuffer_new()) == NULL)
+		return;
+	if (batch_write_line(batch, index, server_emit, buf) == 0)
+		evhttp_send_reply_chunk(sr->call.req, buf);
+	evbuffer_free(buf);
+}
+
+static void
+server_finish_stream(struct server_req *sr)
+{
+	struct evbuffer *buf;
+
+	server_log_call(sr->server, &sr->call, 200, sr->batch);
+	if (!sr->started) {
+		/* Gone before the first line: send_reply frees the request. */
+		evhttp_send_reply(sr->call.req, 200, "OK", NULL);
+		return;
+	}
+	if (sr->evcon != NULL && (buf = evbuffer_new()) != NULL) {
+		if (batch_write_summary_line(sr->batch, server_emit, buf) == 0)
+			evhttp_send_reply_chunk(sr->call.req, buf);
+		evbuffer_free(buf);
+	}
+	evhttp_send_reply_end(sr->call.req);
+}
+
+/* Batch hook: every future has completed. */
+static void
+server_on_batch_done(struct batch *batch, void *arg)
+{
+	struct server_req *sr = arg;
+	struct evbuffer *buf;
+
+	if (sr->evcon != NULL)
+		evhttp_connection_set_closecb(sr->evcon, NULL, NULL);
+	if (sr->stream) {
+		if (sr->evcon != NULL && !sr->started)
+			server_stream_start(sr);
+		server_finish_stream(sr);
+	} else if ((buf = evbuffer_new()) != NULL &&
+	    batch_write(batch, server_emit, buf) == 0) {
+		/* Even for a client that is gone: send_reply frees req. */
+		server_reply(sr->server, &sr->call, 200, "application/json", buf,
+		    batch);
+		evbuffer_free(buf);
+	} else {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		server_reply_error(sr->server, &sr->call, 500, "internal",
+		    "out of memory writing the answer");
+	}
+	server_req_free(sr);
+}
+
+/* The client went away: stop its fetches; the answer goes nowhere. */
+static void
+server_on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct server_req *sr = arg;
+
+	sr->evcon = NULL;
+	batch_cancel(sr->batch);
+}
+
+/*
+ * libevent 2.1 does not read from a connection while its request waits
+ * for an answer, so it never sees the client leave.  Watch the socket
+ * ourselves: EOF or an error means the client is gone.  Data means a
+ * pipelined request, which is libevent's to read: stop watching.
+ */
+static void
+server_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_req *sr = arg;
+	char byte;
+	ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		log_debug("client %s went away; canceling request %s",
+		    sr->call.client, sr->call.id);
+		batch_cancel(sr->batch);
+	} else if (n < 0)
+		event_add(sr->watch, NULL);
+}
+
+static void
+server_watch_client(struct server *s, struct server_req *sr)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(sr->evcon);
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+
+	if (fd < 0)
+		return;
+	sr->watch = event_new(s->base, fd, EV_READ, server_on_readable, sr);
+	if (sr->watch != NULL)
+		event_add(sr->watch, NULL);
+}
+
+static bool
+server_wants_stream(struct evhttp_request *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *query = evhttp_uri_get_query(uri);
+	const char *accept = evhttp_find_header(
+	    evhttp_request_get_input_headers(req), "Accept");
+	struct evkeyvalq params;
+	const char *v;
+	bool stream = false;
+
+	if (accept != NULL && strstr(accept, "application/x-ndjson") != NULL)
+		return true;
+	if (query == NULL || evhttp_parse_query_str(query, &params) != 0)
+		return false;
+	v = evhttp_find_header(&params, "stream");
+	stream = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+	evhttp_clear_headers(&params);
+	return stream;
+}
+
+static struct request_spec *
+server_parse(struct server *s, struct server_call *c)
+{
+	struct evhttp_request *req = c->req;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *ctype = evhttp_find_header(
+	    evhttp_request_get_input_headers(req), "Content-Type");
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	struct request_error err;
+	struct request_spec *spec;
+
+	if ((int64_t)len > s->cfg->max_request_bytes) {
+		server_reply_error(s, c, 413, "body_too_large",
+		    "request body exceeds limits.max_request_bytes");
+		return NULL;
+	}
+	if ((spec = request_parse(s->cfg, ctype, body, len, &err)) == NULL)
+		server_reply_error(s, c, err.status, err.code, err.message);
+	return spec;
+}
+
+static void
+server_overloaded(struct server *s, struct server_call *c)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(c->req),
+	    "Retry-After", "1");
+	server_reply_error(s, c, 503, "overloaded",
+	    "the worker queue has no room for this request; retry later");
+}
+
+static void
+server_fetch(struct server *s, struct server_call *c)
+{
+	struct batch_hooks hooks = {.on_done = server_on_batch_done};
+	struct request_spec *spec;
+	struct server_req *sr;
+
+	if ((spec = server_parse(s, c)) == NULL)
+		return;
+	if ((sr = calloc(1, sizeof(*sr))) == NULL ||
+	    (sr->batch = batch_new(spec, s->cfg, &hooks)) == NULL) {
+		free(sr);
+		request_spec_free(spec);
+		server_reply_error(s, c, 500, "internal", "out of memory");
+		return;
+	}
+	sr->server = s;
+	sr->call = *c;
+	sr->evcon = evhttp_request_get_connection(c->req);
+	sr->stream = server_wants_stream(c->req);
+	hooks.arg = sr;
+	hooks.on_result = sr->stream ? server_on_batch_result : NULL;
+	batch_set_hooks(sr->batch, &hooks);
+	sr->next = s->reqs;
+	if (s->reqs != NULL)
+		s->reqs->prev = sr;
+	s->reqs = sr;
+	s->inflight++;
+	evhttp_connection_set_closecb(sr->evcon, server_on_close, sr);
+	server_watch_client(s, sr);
+	if (batch_start(sr->batch, s->pool,
+		c->start_ns + (uint64_t)s->cfg->request_timeout_ms * 1000000u) ==
+	    -1) {
+		evhttp_connection_set_closecb(sr->evcon, NULL, NULL);
+		server_req_free(sr);
+		server_overloaded(s, c);
+	}
+}
+
+static void
+server_method_not_allowed(struct server *s, struct server_call *c,
+    const char *allow)
+{
+	char msg[96];
+
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow",
+	    allow);
+	snprintf(msg, sizeof(msg), "method %s not allowed; use %s", c->method,
+	    allow);
+	server_reply_error(s, c, 405, "method_not_allowed", msg);
+}
+
+/* Constant time in the token's content: a wrong guess learns nothing. */
+static bool
+server_token_ok(const char *want, const char *header)
+{
+	size_t i, wlen = strlen(want), hlen;
+	unsigned char diff;
+
+	if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
+		return false;
+	header += 7;
+	hlen = strlen(header);
+	diff = hlen != wlen;
+	for (i = 0; i < hlen; i++)
+		diff |= (unsigned char)header[i] ^
+		    (unsigned char)want[wlen ? i % wlen : 0];
+	return diff == 0;
+}
+
+static bool
+server_authorized(struct server *s, struct server_call *c)
+{
+	const char *auth;
+
+	if (s->cfg->auth_token == NULL || s->cfg->auth_token[0] == '\0')
+		return true;
+	auth = evhttp_find_header(evhttp_request_get_input_headers(c->req),
+	    "Authorization");
+	if (server_token_ok(s->cfg->auth_token, auth))
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(c->req),
+	    "WWW-Authenticate", "Bearer");
+	server_reply_error(s, c, 401, "unauthorized",
+	    "missing or wrong bearer token");
+	return false;
+}
+
+static void
+server_metrics(struct server *s, struct server_call *c)
+{
+	struct pool_stats ps;
+	struct metrics_gauges g;
+	char *text;
+
+	pool_get_stats(s->pool, &ps);
+	g.queued = ps.queued;
+	g.running = ps.running;
+	g.threads = ps.threads;
+	g.max_threads = (size_t)s->cfg->threads;
+	g.inflight_requests = s->inflight;
+	if ((text = metrics_render(&g)) == NULL) {
+		server_reply_error(s, c, 500, "internal", "out of memory");
+		return;
+	}
+	server_reply_text(s, c, 200, "text/plain; version=0.0.4", text);
+	free(text);
+}
+
+static const char *
+server_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	default:
+		return "OTHER";
+	}
+}
+
+/* The client's X-Request-Id when it is short and plain, else our own. */
+static void
+server_request_id(struct server *s, struct server_call *c)
+{
+	const char *given = evhttp_find_header(
+	    evhttp_request_get_input_headers(c->req), "X-Request-Id");
+	size_t len = given != NULL ? strlen(given) : 0;
+
+	if (len > 0 && len <= REQUEST_ID_MAX &&
+	    strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			  "0123456789._-") == len) {
+		memcpy(c->id, given, len + 1);
+		return;
+	}
+	snprintf(c->id, sizeof(c->id), "%x-%llu", (unsigned)getpid(),
+	    (unsigned long long)++s->next_id);
+}
+
+static void
+server_call_init(struct server *s, struct server_call *c,
+    struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+	memset(c, 0, sizeof(*c));
+	c->req = req;
+	c->start_ns = pool_now_ns();
+	c->method = server_method_name(evhttp_request_get_command(req));
+	c->path = path != NULL && path[0] != '\0' ? path : "/";
+	if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    c->client, sizeof(c->client));
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr, c->client,
+		    sizeof(c->client));
+	server_request_id(s, c);
+}
+
+static bool
+server_client_allowed(struct server *s, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
+
+	return sa != NULL && policy_match(&s->cfg->allow_clients, sa);
+}
+
+static void
+server_route(struct evhttp_request *req, void *arg)
+{
+	struct server *s = arg;
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
+	struct server_call c;
+
+	server_call_init(s, &c, req);
+	if (!server_client_allowed(s, req))
+		server_reply_error(s, &c, 403, "forbidden",
+		    "client address not in security.allow_clients");
+	else if (strcmp(c.path, "/healthz") == 0) {
+		if (!get)
+			server_method_not_allowed(s, &c, "GET, HEAD");
+		else
+			server_reply_text(s, &c, 200, "application/json",
+			    "{\"status\":\"ok\"}\n");
+	} else if (strcmp(c.path, "/metrics") == 0) {
+		if (!get)
+			server_method_not_allowed(s, &c, "GET, HEAD");
+		else if (server_authorized(s, &c))
+			server_metrics(s, &c);
+	} else if (strcmp(c.path, "/fetch") == 0) {
+		if (method != EVHTTP_REQ_POST)
+			server_method_not_allowed(s, &c, "POST");
+		else if (server_authorized(s, &c))
+			server_fetch(s, &c);
+	} else
+		server_reply_error(s, &c, 404, "not_found", "no such path");
+}
+
+/* The pool's eventfd is readable: hand finished jobs to their batches. */
+static void
+server_on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	pool_drain(s->pool);
+}
+
+static void
+server_apply_limits(struct server *s)
+{
+	/* Backstop only: refuses an oversized body while it is read. */
+	evhttp_set_max_body_size(s->http, (ev_ssize_t)s->cfg->max_request_bytes);
+	evhttp_set_max_headers_size(s->http, SERVER_MAX_HEADERS);
+	evhttp_set_timeout(s->http, SERVER_IO_TIMEOUT_S);
+}
+
+static int
+server_listen(struct server *s, const int *fds, size_t nfds, char *err,
+    size_t errlen)
+{
+	struct evhttp_bound_socket *b;
+	size_t i;
+
+	if (nfds == 0) {
+		b = evhttp_bind_socket_with_handle(s->http,
+		    s->cfg->listen_address, (ev_uint16_t)s->cfg->listen_port);
+		if (b == NULL) {
+			snprintf(err, errlen, "cannot listen on %s port %d: %m",
+			    s->cfg->listen_address, s->cfg->listen_port);
+			return -1;
+		}
+		s->bound[s->nbound++] = b;
+		return 0;
+	}
+	for (i = 0; i < nfds && i < SERVER_MAX_LISTEN; i++) {
+		evutil_make_socket_nonblocking(fds[i]);
+		if ((b = evhttp_accept_socket_with_handle(s->http, fds[i])) ==
+		    NULL) {
+			snprintf(err, errlen, "cannot serve passed socket %d",
+			    fds[i]);
+			return -1;
+		}
+		s->bound[s->nbound++] = b;
+	}
+	return 0;
+}
+
+struct server *
+server_new(struct event_base *base, struct config *cfg, struct pool *pool,
+    const int *fds, size_t nfds, char *err, size_t errlen)
+{
+	struct server *s;
+
+	snprintf(err, errlen, "out of memory setting up the server");
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->base = base;
+	s->pool = pool;
+	s->cfg = config_ref(cfg);
+	if ((s->http = evhttp_new(base)) == NULL)
+		goto fail;
+	/* Every method reaches server_route, which answers 405 itself. */
+	evhttp_set_allowed_methods(s->http, 0xffff);
+	evhttp_set_gencb(s->http, server_route, s);
+	server_apply_limits(s);
+	s->notify = event_new(base, pool_notify_fd(pool), EV_READ | EV_PERSIST,
+	    server_on_notify, s);
+	if (s->notify == NULL || event_add(s->notify, NULL) == -1)
+		goto fail;
+	if (server_listen(s, fds, nfds, err, errlen) == -1)
+		goto fail;
+	return s;
+fail:
+	server_free(s);
+	return NULL;
+}
+
+void
+server_set_config(struct server *s, struct config *cfg)
+{
+	config_ref(cfg);
+	config_unref(s->cfg);
+	s->cfg = cfg;
+	server_apply_limits(s);
+}
+
+void
+server_stop_accepting(struct server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nbound; i++)
+		evhttp_del_accept_socket(s->http, s->bound[i]);
+	s->nbound = 0;
+}
+
+void
+server_cancel_all(struct server *s)
+{
+	struct server_req *sr;
+
+	for (sr = s->reqs; sr != NULL; sr = sr->next)
+		batch_cancel(sr->batch);
+}
+
+size_t
+server_inflight(const struct server *s)
+{
+	return s->inflight;
+}
+
+void
+server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->notify != NULL)
+		event_free(s->notify);
+	if (s->http != NULL)
+		evhttp_free(s->http);
+	config_unref(s->cfg);
+	free(s);
+}

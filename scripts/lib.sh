@@ -1,0 +1,54 @@
+# Shared set-up for scripts/run, scripts/test and scripts/bench: install
+# what is missing (Debian 12, apt-get), bootstrap autotools, build.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+# Build and test dependencies, by Debian package name.
+PACKAGES=(gcc make autoconf automake pkg-config libevent-dev
+	libcurl4-openssl-dev libconfig-dev libjansson-dev check libsystemd-dev
+	python3 curl ca-certificates)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+ensure_packages() {
+	local missing=() p sudo=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q 'install ok installed' || missing+=("$p")
+	done
+	((${#missing[@]} == 0)) && return 0
+	[ "$(id -u)" -ne 0 ] && sudo=sudo
+	log "installing: ${missing[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+		--no-install-recommends "${missing[@]}" >/dev/null
+}
+
+bootstrap() {
+	if [ ! -x "$TOP/configure" ] || [ "$TOP/configure.ac" -nt "$TOP/configure" ]; then
+		log "autoreconf"
+		(cd "$TOP" && autoreconf -fi >/dev/null)
+	fi
+}
+
+# build DIR [configure args...]: an out-of-tree build in $TOP/DIR.
+build() {
+	local dir="$TOP/$1"
+	shift
+	mkdir -p "$dir"
+	if [ ! -f "$dir/Makefile" ] || [ "$(cat "$dir/.args" 2>/dev/null)" != "$*" ]; then
+		log "configure $* (in $1)"
+		(cd "$dir" && "$TOP/configure" -q "$@")
+		printf '%s' "$*" >"$dir/.args"
+	fi
+	log "make (in ${dir#$TOP/})"
+	make -C "$dir" -s -j"$JOBS" >/dev/null
+}
+
+setup() {
+	ensure_packages "${PACKAGES[@]}"
+	bootstrap
+	build build
+}

@@ -1,0 +1,146 @@
+"""The command line: -t config checks, --version, --help.
+
+Config errors are data: a config text and what the message must name.
+"""
+
+import os
+import re
+import subprocess
+
+import harness as h
+from harness import check, eq
+
+RUN_TIMEOUT = 10
+
+
+def run(*args):
+    """fanoutd ARGS with a hard timeout; (exit status, stdout + stderr)."""
+    p = subprocess.run([h.env("FANOUTD_BIN"), *args], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=RUN_TIMEOUT)
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+def write_config(text):
+    path = h.tmpfile("conf")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def no_sanitizer_report(out):
+    for mark in h.SANITIZER_MARKS:
+        check(mark not in out, f"sanitizer report: {out[:1000]}")
+
+
+FULL_CONFIG = """\
+# every key, with its default
+listen   = { address = "127.0.0.1"; port = 8080; };
+workers  = { threads = 64; queue_limit = 10000; };
+limits   = { max_urls = 1000; max_request_bytes = 1048576;
+             max_response_bytes = 1048576; };
+fetch    = { timeout_ms = 10000; connect_timeout_ms = 3000;
+             follow_redirects = true; max_redirects = 5;
+             user_agent = "fanoutd/test"; verify_tls = true; };
+security = { auth_token = ""; allow_clients = [ "127.0.0.0/8", "::1/128" ];
+             deny_targets = [ "169.254.0.0/16", "fe80::/10",
+                              "fd00:ec2::254/128" ]; };
+log      = { level = "info"; access_log = true; };
+"""
+
+
+def test_version():
+    rc, out = run("--version")
+    eq(rc, 0, f"exit status ({out})")
+    check(re.search(r"\d+\.\d+", out), f"no version number in {out!r}")
+    no_sanitizer_report(out)
+
+
+def test_help():
+    rc, out = run("--help")
+    eq(rc, 0, f"exit status ({out})")
+    check("-c" in out and "-t" in out, f"--help does not list -c and -t: {out!r}")
+    no_sanitizer_report(out)
+
+
+def test_unknown_option():
+    rc, out = run("--no-such-option")
+    check(rc != 0, f"exit status 0 for an unknown option ({out})")
+
+
+def test_check_full_config():
+    rc, out = run("-t", "-c", write_config(FULL_CONFIG))
+    eq(rc, 0, f"exit status of -t ({out})")
+    no_sanitizer_report(out)
+
+
+def test_check_empty_config():
+    rc, out = run("-t", "-c", write_config("# defaults only\n"))
+    eq(rc, 0, f"exit status of -t ({out})")
+
+
+def test_check_shipped_config():
+    path = os.path.join(h.env("FANOUTD_SRCDIR"), "conf", "fanoutd.conf")
+    check(os.path.exists(path), f"{path} is missing")
+    rc, out = run("-t", "-c", path)
+    eq(rc, 0, f"exit status of -t ({out})")
+
+
+def test_check_missing_file():
+    path = os.path.join(h.tmpdir(), "no-such.conf")
+    rc, out = run("-t", "-c", path)
+    check(rc != 0, "exit status 0 for a missing file")
+    check(path in out, f"message does not name {path}: {out!r}")
+
+
+def test_broken_config_refuses_to_start():
+    path = write_config("workers = { threads = 0; };\n")
+    rc, out = run("-c", path)
+    check(rc != 0, f"started with a broken config ({out})")
+    check(f"{path}:1" in out, f"message lacks {path}:1: {out!r}")
+
+
+# Each: config text, the line of the error, words the message must hold.
+SCENARIOS = [
+    dict(name="check_wrong_type",
+         text='# c\nlisten = { port = "80"; };\n', line=2, words=["port"]),
+    dict(name="check_out_of_range",
+         text='workers = { threads = 0; };\n', line=1, words=["threads"]),
+    dict(name="check_port_out_of_range",
+         text='\n\nlisten = { port = 70000; };\n', line=3, words=["port"]),
+    dict(name="check_unknown_key",
+         text='fetch = {\n timeout_ms = 100;\n bogus = 1;\n};\n', line=3,
+         words=["bogus"]),
+    dict(name="check_unknown_group",
+         text='# c\n# c\nnonsense = { a = 1; };\n', line=3,
+         words=["nonsense"]),
+    dict(name="check_syntax_error",
+         text='# c\nlimits = { max_urls = ; };\n', line=2, words=[]),
+    dict(name="check_bad_log_level",
+         text='log = { level = "loud"; };\n', line=1, words=["level"]),
+    dict(name="check_bad_cidr",
+         text='security = {\n deny_targets = [ "10.0.0.0/33" ];\n};\n',
+         line=2, words=["deny_targets"]),
+    dict(name="check_bool_as_string",
+         text='fetch = { follow_redirects = "yes"; };\n', line=1,
+         words=["follow_redirects"]),
+    dict(name="check_max_urls_over_queue_limit",
+         text='workers = { queue_limit = 10; };\nlimits = { max_urls = 20; };\n',
+         line=None, words=["max_urls"]),
+    dict(name="check_every_error_reported",
+         text='workers = { threads = 0; };\n# c\nfetch = { bogus = 1; };\n',
+         line=[1, 3], words=["threads", "bogus"]),
+]
+
+
+def scenario(s):
+    path = write_config(s["text"])
+    rc, out = run("-t", "-c", path)
+    check(rc != 0, f"exit status 0 for a broken config ({out!r})")
+    no_sanitizer_report(out)
+    lines = s["line"] if isinstance(s["line"], list) else [s["line"]]
+    for line in lines:
+        where = f"{path}:{line}" if line is not None else f"{path}:"
+        check(where in out, f"message lacks {where!r}: {out!r}")
+    for word in s["words"]:
+        check(word in out, f"message lacks {word!r}: {out!r}")

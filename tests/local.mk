@@ -1,0 +1,44 @@
+# Unit tests (check) link the daemon's own objects.
+UNIT_CFLAGS = $(daemon_libfanoutd_a_CFLAGS) $(CHECK_CFLAGS) -I$(srcdir)/daemon
+UNIT_LDADD = $(FANOUTD_LIBS) $(CHECK_LIBS)
+
+UNIT_TESTS = tests/test_config tests/test_policy tests/test_request \
+	tests/test_render tests/test_fetch tests/test_pool
+check_PROGRAMS += $(UNIT_TESTS) tests/upstream
+TESTS += $(UNIT_TESTS) tests/integration/run.py
+
+tests_test_config_SOURCES = tests/test_config.c
+tests_test_config_CFLAGS = $(UNIT_CFLAGS)
+tests_test_config_LDADD = $(UNIT_LDADD)
+tests_test_policy_SOURCES = tests/test_policy.c
+tests_test_policy_CFLAGS = $(UNIT_CFLAGS)
+tests_test_policy_LDADD = $(UNIT_LDADD)
+tests_test_request_SOURCES = tests/test_request.c
+tests_test_request_CFLAGS = $(UNIT_CFLAGS)
+tests_test_request_LDADD = $(UNIT_LDADD)
+tests_test_render_SOURCES = tests/test_render.c
+tests_test_render_CFLAGS = $(UNIT_CFLAGS)
+tests_test_render_LDADD = $(UNIT_LDADD)
+tests_test_fetch_SOURCES = tests/test_fetch.c
+tests_test_fetch_CFLAGS = $(UNIT_CFLAGS)
+tests_test_fetch_LDADD = $(UNIT_LDADD)
+tests_test_pool_SOURCES = tests/test_pool.c
+tests_test_pool_CFLAGS = $(UNIT_CFLAGS)
+tests_test_pool_LDADD = $(UNIT_LDADD)
+
+# The upstream test server: plain libevent, no daemon code.
+tests_upstream_SOURCES = tests/upstream.c
+tests_upstream_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_upstream_LDADD = $(LIBEVENT_LIBS)
+
+TEST_EXTENSIONS = .py
+PY_LOG_COMPILER = python3
+AM_TESTS_ENVIRONMENT = \
+	FANOUTD_BIN=$(abs_top_builddir)/daemon/fanoutd; \
+	UPSTREAM_BIN=$(abs_top_builddir)/tests/upstream; \
+	FANOUTD_SRCDIR=$(abs_top_srcdir); \
+	export FANOUTD_BIN UPSTREAM_BIN FANOUTD_SRCDIR;
+# check's own fork mode hides sanitizer exit codes less well than no fork.
+AM_TESTS_ENVIRONMENT += CK_DEFAULT_TIMEOUT=30; export CK_DEFAULT_TIMEOUT;
+
+EXTRA_DIST += tests/integration

@@ -1,0 +1,234 @@
+/*
+ * The pool on its own: admission is all or none, every job comes back
+ * once through pool_drain(), threads start on demand and idle ones exit.
+ * Runs under ThreadSanitizer in scripts/test.
+ */
+#include <check.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+struct test_job {
+	struct pool_job job;
+	int ran;     /* written by the worker */
+	int done;    /* written by drain */
+	void *ctx;   /* the worker context the job saw */
+	int sleep_ms;
+};
+
+static atomic_int contexts_made, contexts_freed;
+
+static void *
+ctx_new(void *arg)
+{
+	atomic_fetch_add(&contexts_made, 1);
+	return malloc(1);
+}
+
+static void
+ctx_free(void *ctx, void *arg)
+{
+	atomic_fetch_add(&contexts_freed, 1);
+	free(ctx);
+}
+
+static void
+job_run(struct pool_job *job, void *ctx)
+{
+	struct test_job *t = (struct test_job *)job;
+
+	if (t->sleep_ms > 0)
+		usleep((useconds_t)t->sleep_ms * 1000);
+	t->ran++;
+	t->ctx = ctx;
+}
+
+static void
+job_done(struct pool_job *job)
+{
+	((struct test_job *)job)->done++;
+}
+
+static struct pool *
+make_pool(int threads, int limit, int idle_ms)
+{
+	struct pool_params p = {.max_threads = threads,
+	    .queue_limit = limit,
+	    .idle_ms = idle_ms,
+	    .stack_size = 128 * 1024,
+	    .worker_new = ctx_new,
+	    .worker_free = ctx_free};
+	char err[128];
+	struct pool *pool = pool_new(&p, err, sizeof(err));
+
+	ck_assert_msg(pool != NULL, "pool_new: %s", err);
+	return pool;
+}
+
+static struct pool_job *
+chain(struct test_job *jobs, size_t n, int sleep_ms)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		jobs[i].job.run = job_run;
+		jobs[i].job.done = job_done;
+		jobs[i].job.next = i + 1 < n ? &jobs[i + 1].job : NULL;
+		jobs[i].sleep_ms = sleep_ms;
+	}
+	return &jobs[0].job;
+}
+
+/* Drain until want jobs came back, waiting on the notify fd (5 s cap). */
+static size_t
+drain_until(struct pool *pool, size_t want)
+{
+	struct pollfd pfd = {.fd = pool_notify_fd(pool), .events = POLLIN};
+	size_t got = 0;
+	int rounds = 0;
+
+	while (got < want && rounds++ < 500) {
+		if (poll(&pfd, 1, 10) > 0)
+			got += pool_drain(pool);
+	}
+	return got;
+}
+
+START_TEST(every_job_runs_once_and_comes_back)
+{
+	struct pool *pool = make_pool(4, 100, 0);
+	struct test_job jobs[50] = {0};
+	size_t i;
+
+	ck_assert_int_eq(pool_submit(pool, chain(jobs, 50, 0), 50), 0);
+	ck_assert_uint_eq(drain_until(pool, 50), 50);
+	for (i = 0; i < 50; i++) {
+		ck_assert_int_eq(jobs[i].ran, 1);
+		ck_assert_int_eq(jobs[i].done, 1);
+		ck_assert_ptr_nonnull(jobs[i].ctx);
+		ck_assert_uint_ge(jobs[i].job.started_ns, jobs[i].job.queued_ns);
+	}
+	pool_free(pool);
+}
+END_TEST
+
+START_TEST(admission_is_all_or_none)
+{
+	struct pool *pool = make_pool(2, 10, 0);
+	struct test_job a[8] = {0}, b[3] = {0}, c[2] = {0};
+
+	ck_assert_int_eq(pool_submit(pool, chain(a, 8, 50), 8), 0);
+	/* 8 + 3 > 10: refused whole, nothing of b runs. */
+	ck_assert_int_eq(pool_submit(pool, chain(b, 3, 0), 3), -1);
+	ck_assert_int_eq(pool_submit(pool, chain(c, 2, 0), 2), 0);
+	ck_assert_uint_eq(drain_until(pool, 10), 10);
+	ck_assert_int_eq(b[0].ran + b[1].ran + b[2].ran, 0);
+	/* Room is back once the jobs are drained. */
+	ck_assert_int_eq(pool_submit(pool, chain(b, 3, 0), 3), 0);
+	ck_assert_uint_eq(drain_until(pool, 3), 3);
+	pool_free(pool);
+}
+END_TEST
+
+START_TEST(threads_start_on_demand_up_to_the_limit)
+{
+	struct pool *pool = make_pool(3, 100, 0);
+	struct test_job jobs[6] = {0};
+	struct pool_stats st;
+
+	pool_get_stats(pool, &st);
+	ck_assert_uint_eq(st.threads, 0);
+	ck_assert_int_eq(pool_submit(pool, chain(jobs, 6, 100), 6), 0);
+	pool_get_stats(pool, &st);
+	ck_assert_uint_eq(st.threads, 3);
+	ck_assert_uint_eq(drain_until(pool, 6), 6);
+	pool_free(pool);
+	ck_assert_int_eq(atomic_load(&contexts_made),
+	    atomic_load(&contexts_freed));
+}
+END_TEST
+
+START_TEST(idle_threads_exit)
+{
+	struct pool *pool = make_pool(4, 100, 50);
+	struct test_job jobs[4] = {0};
+	struct pool_stats st;
+	int i;
+
+	ck_assert_int_eq(pool_submit(pool, chain(jobs, 4, 20), 4), 0);
+	ck_assert_uint_eq(drain_until(pool, 4), 4);
+	for (i = 0; i < 200; i++) {
+		pool_get_stats(pool, &st);
+		if (st.threads == 0)
+			break;
+		usleep(10000);
+	}
+	ck_assert_uint_eq(st.threads, 0);
+	/* And the pool still works afterwards. */
+	ck_assert_int_eq(pool_submit(pool, chain(jobs, 4, 0), 4), 0);
+	ck_assert_uint_eq(drain_until(pool, 4), 4);
+	pool_free(pool);
+}
+END_TEST
+
+START_TEST(resize_changes_the_queue_limit)
+{
+	struct pool *pool = make_pool(2, 2, 0);
+	struct test_job jobs[4] = {0};
+
+	ck_assert_int_eq(pool_submit(pool, chain(jobs, 4, 0), 4), -1);
+	pool_resize(pool, 4, 4, 0);
+	ck_assert_int_eq(pool_submit(pool, chain(jobs, 4, 0), 4), 0);
+	ck_assert_uint_eq(drain_until(pool, 4), 4);
+	pool_free(pool);
+}
+END_TEST
+
+static atomic_int flushed;
+
+static void
+flush_ctx(void *ctx)
+{
+	atomic_fetch_add(&flushed, 1);
+}
+
+START_TEST(broadcast_reaches_workers_before_their_next_job)
+{
+	struct pool *pool = make_pool(1, 10, 0);
+	struct test_job jobs[2] = {0};
+
+	ck_assert_int_eq(pool_submit(pool, chain(jobs, 1, 0), 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 1), 1);
+	pool_broadcast(pool, flush_ctx);
+	ck_assert_int_eq(pool_submit(pool, chain(jobs + 1, 1, 0), 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 1), 1);
+	ck_assert_int_eq(atomic_load(&flushed), 1);
+	pool_free(pool);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("pool");
+	TCase *tc = tcase_create("core");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, every_job_runs_once_and_comes_back);
+	tcase_add_test(tc, admission_is_all_or_none);
+	tcase_add_test(tc, threads_start_on_demand_up_to_the_limit);
+	tcase_add_test(tc, idle_threads_exit);
+	tcase_add_test(tc, resize_changes_the_queue_limit);
+	tcase_add_test(tc, broadcast_reaches_workers_before_their_next_job);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
