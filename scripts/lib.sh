@@ -8,7 +8,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # Build and test dependencies, by Debian package name.
 PACKAGES=(gcc make autoconf automake pkg-config libevent-dev
 	libcurl4-openssl-dev libconfig-dev libjansson-dev check libsystemd-dev
-	python3 curl ca-certificates)
+	python3 curl ca-certificates jq)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -29,21 +29,24 @@ ensure_packages() {
 bootstrap() {
 	if [ ! -x "$TOP/configure" ] || [ "$TOP/configure.ac" -nt "$TOP/configure" ]; then
 		log "autoreconf"
-		(cd "$TOP" && autoreconf -fi >/dev/null)
+		if ! (cd "$TOP" && autoreconf -fi) >"$TOP/autoreconf.log" 2>&1; then
+			cat "$TOP/autoreconf.log" >&2
+			exit 1
+		fi
 	fi
 }
 
 # build DIR [configure args...]: an out-of-tree build in $TOP/DIR.
 build() {
-	local dir="$TOP/$1"
+	local name=$1 dir="$TOP/$1"
 	shift
 	mkdir -p "$dir"
 	if [ ! -f "$dir/Makefile" ] || [ "$(cat "$dir/.args" 2>/dev/null)" != "$*" ]; then
-		log "configure $* (in $1)"
+		log "configure $* (in $name)"
 		(cd "$dir" && "$TOP/configure" -q "$@")
 		printf '%s' "$*" >"$dir/.args"
 	fi
-	log "make (in ${dir#$TOP/})"
+	log "make (in $name)"
 	make -C "$dir" -s -j"$JOBS" >/dev/null
 }
 

@@ -19,7 +19,7 @@
  *   /redirect?to=U   302 to U
  *   /redirects/N     302 to /redirects/N-1, ..., /redirects/0 is 200
  *   /hang            never answers
- *   /reset           closes the connection without an answer (RST)
+ *   /reset           closes the connection unanswered (SO_LINGER 0: RST)
  *   /headers         200 with the request's headers as a JSON object
  *   /hits[?path=P]   {"hits": n}: requests logged, or those whose path
  *                    starts with P
@@ -247,16 +247,16 @@ hits_nth_newest(struct upstream *up, size_t i)
 
 static void
 reply(struct evhttp_request *req, int code, const char *type,
-      struct evbuffer *body)
+    struct evbuffer *body)
 {
 	if (type != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(req),
-		                  "Content-Type", type);
+		    "Content-Type", type);
 	evhttp_send_reply(req, code, NULL, body);
 }
 
 static void reply_text(struct evhttp_request *req, int code, const char *fmt,
-                       ...) __attribute__((format(printf, 3, 4)));
+    ...) __attribute__((format(printf, 3, 4)));
 
 static void
 reply_text(struct evhttp_request *req, int code, const char *fmt, ...)
@@ -372,7 +372,8 @@ static void
 serve_bytes(struct evhttp_request *req, const char *arg)
 {
 	struct evbuffer *body;
-	long n, chunk;
+	size_t len;
+	long n;
 
 	if (parse_long(arg, 0, BYTES_MAX, &n) == -1) {
 		reply_text(req, 400, "bad size\n");
@@ -380,10 +381,9 @@ serve_bytes(struct evhttp_request *req, const char *arg)
 	}
 	if ((body = evbuffer_new()) == NULL)
 		die("out of memory");
-	for (; n > 0; n -= chunk) {
-		chunk = n < BLOCK_SIZE ? n : BLOCK_SIZE;
-		if (evbuffer_add_reference(body, block, (size_t)chunk, NULL,
-		                           NULL) == -1)
+	for (; n > 0; n -= (long)len) {
+		len = n < BLOCK_SIZE ? (size_t)n : BLOCK_SIZE;
+		if (evbuffer_add_reference(body, block, len, NULL, NULL) == -1)
 			die("evbuffer_add_reference failed");
 	}
 	reply(req, 200, "application/octet-stream", body);
@@ -393,8 +393,8 @@ serve_bytes(struct evhttp_request *req, const char *arg)
 static void
 redirect(struct evhttp_request *req, const char *location)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location",
-	                  location);
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(req), "Location", location);
 	reply_text(req, 302, "see %s\n", location);
 }
 
@@ -474,33 +474,46 @@ serve_headers(struct evhttp_request *req)
 	evbuffer_free(body);
 }
 
+/*
+ * Walk the log from the newest hit whose path starts with prefix (NULL:
+ * every hit).  Returns how many match; *newest is the newest match.
+ */
+static size_t
+hits_match(struct upstream *up, const char *prefix, struct hit **newest)
+{
+	struct hit *hit;
+	size_t i, n = 0, plen = prefix != NULL ? strlen(prefix) : 0;
+
+	*newest = NULL;
+	for (i = 0; i < up->hits_len; i++) {
+		hit = hits_nth_newest(up, i);
+		if (strncmp(hit->path, prefix != NULL ? prefix : "", plen) != 0)
+			continue;
+		if (n++ == 0)
+			*newest = hit;
+	}
+	return n;
+}
+
 static void
 serve_hits(struct upstream *up, struct evhttp_request *req, int last)
 {
 	struct evbuffer *body;
 	struct hit *hit;
 	char *prefix;
-	size_t i, n = 0, plen;
+	size_t n;
 
 	prefix = query_param(req, "path");
-	plen = prefix != NULL ? strlen(prefix) : 0;
-	if ((body = evbuffer_new()) == NULL)
-		die("out of memory");
-	for (i = 0; i < up->hits_len; i++) {
-		hit = hits_nth_newest(up, i);
-		if (plen > 0 && strncmp(hit->path, prefix, plen) != 0)
-			continue;
-		if (last)
-			break;
-		n++;
-	}
+	n = hits_match(up, prefix, &hit);
 	free(prefix);
-	if (!last) {
-		evbuffer_add_printf(body, "{\"hits\": %zu}\n", n);
-	} else if (i == up->hits_len) {
-		evbuffer_free(body);
+	if (last && hit == NULL) {
 		reply_text(req, 404, "no such hit\n");
 		return;
+	}
+	if ((body = evbuffer_new()) == NULL)
+		die("out of memory");
+	if (!last) {
+		evbuffer_add_printf(body, "{\"hits\": %zu}\n", n);
 	} else {
 		evbuffer_add_printf(
 		    body, "{\"method\": \"%s\", \"uri\": ", hit->method);
@@ -607,6 +620,24 @@ usage(void)
 	exit(2);
 }
 
+/*
+ * A precise timer: libevent's default monotonic clock on Linux is the
+ * coarse one, which would let /delay/MS answer a few ms before MS.
+ */
+static struct event_base *
+base_new(void)
+{
+	struct event_config *cfg;
+	struct event_base *base;
+
+	if ((cfg = event_config_new()) == NULL ||
+	    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
+	    (base = event_base_new_with_config(cfg)) == NULL)
+		die("libevent set-up failed");
+	event_config_free(cfg);
+	return base;
+}
+
 static void
 shutdown_pending(struct upstream *up)
 {
@@ -658,16 +689,16 @@ main(int argc, char *argv[])
 	memset(block, 'x', sizeof(block));
 	signal(SIGPIPE, SIG_IGN);
 	TAILQ_INIT(&up.pending);
-	if ((up.base = event_base_new()) == NULL ||
-	    (up.http = evhttp_new(up.base)) == NULL)
-		die("libevent set-up failed");
+	up.base = base_new();
+	if ((up.http = evhttp_new(up.base)) == NULL)
+		die("evhttp_new failed");
 	evhttp_set_allowed_methods(
 	    up.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(up.http, route, &up);
-	handle = evhttp_bind_socket_with_handle(up.http, address,
-	                                        (unsigned short)port);
+	handle = evhttp_bind_socket_with_handle(
+	    up.http, address, (unsigned short)port);
 	if (handle == NULL)
 		die("cannot bind %s port %ld", address, port);
 	sigterm = evsignal_new(up.base, SIGTERM, on_signal, up.base);

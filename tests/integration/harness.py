@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from urllib.parse import quote
 
 SANITIZER_MARKS = (
     "ERROR: AddressSanitizer",
@@ -226,7 +227,9 @@ class Upstream:
 
     def __init__(self, host="127.0.0.1"):
         self.host = host
-        portfile = os.path.join(tmpdir(), f"upstream-{os.getpid()}-{id(self)}.port")
+        # A fresh directory each time: a stale port file is never read.
+        portfile = os.path.join(
+            tempfile.mkdtemp(prefix="upstream-", dir=tmpdir()), "port")
         self.process = Process(
             [env("UPSTREAM_BIN"), "--port", "0", "--portfile", portfile,
              "--address", host], "upstream")
@@ -273,7 +276,6 @@ class Upstream:
 
 
 def urlquote(s):
-    from urllib.parse import quote
     return quote(s, safe="")
 
 

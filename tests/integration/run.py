@@ -125,6 +125,7 @@ def main():
                 reason += "; " + "; ".join(problems)
             elapsed = time.monotonic() - start
             counts[status] += 1
+            reason = one_line(reason)
             if status == "pass":
                 print(f"PASS {name} ({elapsed:.2f}s)", flush=True)
             elif status == "skip":
@@ -138,7 +139,8 @@ def main():
         problems = harness.end_run()
         if problems:
             counts["fail"] += 1
-            print(f"FAIL teardown: {'; '.join(problems)}", flush=True)
+            print(f"FAIL teardown: {one_line('; '.join(problems))}",
+                  flush=True)
     finally:
         harness.kill_all()
         harness.remove_tmpdir()
@@ -151,7 +153,15 @@ def report_module_end(module, counts):
     problems = harness.end_module()
     if problems:
         counts["fail"] += 1
-        print(f"FAIL {module}.teardown: {'; '.join(problems)}", flush=True)
+        print(f"FAIL {module}.teardown: {one_line('; '.join(problems))}",
+              flush=True)
+
+
+def one_line(text, limit=2000):
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def indent(text):
