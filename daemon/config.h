@@ -20,6 +20,7 @@ struct config {
 
 	char *listen_address;
 	int listen_port;
+	bool reuse_port; /* SO_REUSEPORT: several instances on one port */
 
 	int threads;
 	int queue_limit;
@@ -29,6 +30,7 @@ struct config {
 	int64_t max_request_bytes;
 	int64_t max_response_bytes;
 	int request_timeout_ms; /* whole fan-out deadline */
+	int client_timeout_ms;  /* idle or slow client connection */
 
 	int timeout_ms;
 	int connect_timeout_ms;

@@ -132,6 +132,20 @@ policies_equal(const struct policy *a, const struct policy *b)
 		memcmp(a->nets, b->nets, a->count * sizeof(*a->nets)) == 0);
 }
 
+/* One log line per error, so each keeps its priority in the journal. */
+static void
+log_config_errors(char *err)
+{
+	char *line, *next;
+
+	log_warnx("reload failed, keeping the running config");
+	for (line = err; line != NULL && *line != '\0'; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		log_warnx("%s", line);
+	}
+}
+
 /* SIGHUP: a new config for new requests, or the old one on error. */
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
@@ -142,7 +156,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 
 	notify("RELOADING=1");
 	if (cfg == NULL) {
-		log_warnx("reload failed, keeping the running config:\n%s", err);
+		log_config_errors(err);
 		notify("READY=1");
 		return;
 	}

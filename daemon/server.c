@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 
 #include "batch.h"
@@ -42,8 +44,9 @@
 
 #define SERVER_MAX_LISTEN 16
 #define REQUEST_ID_MAX    64
+#define SERVER_BACKLOG    1024
+#define SERVER_DEFER_ACCEPT_S 5
 #define SERVER_MAX_HEADERS (64 * 1024)
-#define SERVER_IO_TIMEOUT_S 60
 
 struct server {
 	struct event_base *base;
@@ -601,7 +604,48 @@ server_apply_limits(struct server *s)
 	/* Backstop only: refuses an oversized body while it is read. */
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)s->cfg->max_request_bytes);
 	evhttp_set_max_headers_size(s->http, SERVER_MAX_HEADERS);
-	evhttp_set_timeout(s->http, SERVER_IO_TIMEOUT_S);
+	{
+		struct timeval tv = {s->cfg->client_timeout_ms / 1000,
+		    (s->cfg->client_timeout_ms % 1000) * 1000};
+
+		/* A client that sends or reads nothing for this long is cut. */
+		evhttp_set_timeout_tv(s->http, &tv);
+	}
+}
+
+/* Bind the configured address; SO_REUSEPORT when asked. */
+static struct evhttp_bound_socket *
+server_bind(struct server *s, char *err, size_t errlen)
+{
+	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST};
+	struct evutil_addrinfo *ai = NULL;
+	struct evconnlistener *l = NULL;
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	    LEV_OPT_CLOSE_ON_EXEC;
+	char port[8];
+	int rc;
+
+	if (s->cfg->reuse_port)
+		flags |= LEV_OPT_REUSEABLE_PORT;
+	snprintf(port, sizeof(port), "%d", s->cfg->listen_port);
+	rc = evutil_getaddrinfo(s->cfg->listen_address, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen.address %s: %s",
+		    s->cfg->listen_address, evutil_gai_strerror(rc));
+		return NULL;
+	}
+	l = evconnlistener_new_bind(s->base, NULL, NULL, flags, SERVER_BACKLOG,
+	    ai->ai_addr, (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if (l == NULL) {
+		snprintf(err, errlen, "cannot listen on %s port %d: %s",
+		    s->cfg->listen_address, s->cfg->listen_port,
+		    strerror(errno));
+		return NULL;
+	}
+	return evhttp_bind_listener(s->http, l);
 }
 
 static int
@@ -610,17 +654,12 @@ server_listen(struct server *s, const int *fds, size_t nfds, char *err,
 {
 	struct evhttp_bound_socket *b;
 	size_t i;
+	int secs = SERVER_DEFER_ACCEPT_S;
 
 	if (nfds == 0) {
-		b = evhttp_bind_socket_with_handle(s->http,
-		    s->cfg->listen_address, (ev_uint16_t)s->cfg->listen_port);
-		if (b == NULL) {
-			snprintf(err, errlen, "cannot listen on %s port %d: %m",
-			    s->cfg->listen_address, s->cfg->listen_port);
+		if ((b = server_bind(s, err, errlen)) == NULL)
 			return -1;
-		}
 		s->bound[s->nbound++] = b;
-		return 0;
 	}
 	for (i = 0; i < nfds && i < SERVER_MAX_LISTEN; i++) {
 		evutil_make_socket_nonblocking(fds[i]);
@@ -632,6 +671,10 @@ server_listen(struct server *s, const int *fds, size_t nfds, char *err,
 		}
 		s->bound[s->nbound++] = b;
 	}
+	/* Connections that send nothing never wake us up (slowloris). */
+	for (i = 0; i < s->nbound; i++)
+		setsockopt(evhttp_bound_socket_get_fd(s->bound[i]), IPPROTO_TCP,
+		    TCP_DEFER_ACCEPT, &secs, sizeof(secs));
 	return 0;
 }
 

@@ -86,6 +86,8 @@ check_defaults(const struct config *cfg)
 	ck_assert_int_eq(cfg->max_request_bytes, 1048576);
 	ck_assert_int_eq(cfg->max_response_bytes, 1048576);
 	ck_assert_int_eq(cfg->request_timeout_ms, 60000);
+	ck_assert_int_eq(cfg->client_timeout_ms, 30000);
+	ck_assert(!cfg->reuse_port);
 	ck_assert_int_eq(cfg->timeout_ms, 10000);
 	ck_assert_int_eq(cfg->connect_timeout_ms, 3000);
 	ck_assert(cfg->follow_redirects);
@@ -145,10 +147,11 @@ END_TEST
 START_TEST(every_key_set)
 {
 	struct config *cfg = load_ok(
-	    "listen = { address = \"::1\"; port = 9090; };\n"
+	    "listen = { address = \"::1\"; port = 9090; reuse_port = true; };\n"
 	    "workers = { threads = 8; queue_limit = 500; idle_ms = 0; };\n"
 	    "limits = { max_urls = 50; max_request_bytes = 2048;\n"
-	    "  max_response_bytes = 0; request_timeout_ms = 1234; };\n"
+	    "  max_response_bytes = 0; request_timeout_ms = 1234;\n"
+	    "  client_timeout_ms = 2500; };\n"
 	    "fetch = { timeout_ms = 1500; connect_timeout_ms = 700;\n"
 	    "  follow_redirects = false; max_redirects = 0;\n"
 	    "  user_agent = \"probe/2 (ops)\"; verify_tls = false; };\n"
@@ -167,6 +170,8 @@ START_TEST(every_key_set)
 	ck_assert_int_eq(cfg->max_request_bytes, 2048);
 	ck_assert_int_eq(cfg->max_response_bytes, 0);
 	ck_assert_int_eq(cfg->request_timeout_ms, 1234);
+	ck_assert_int_eq(cfg->client_timeout_ms, 2500);
+	ck_assert(cfg->reuse_port);
 	ck_assert_int_eq(cfg->timeout_ms, 1500);
 	ck_assert_int_eq(cfg->connect_timeout_ms, 700);
 	ck_assert(!cfg->follow_redirects);
@@ -387,6 +392,10 @@ static const struct {
     {"limits = { max_response_bytes = 1099511627777; };",
      ":1: limits.max_response_bytes: 1099511627777 is out of range "
      "(0..1099511627776)"},
+    {"limits = { client_timeout_ms = 99; };",
+     ":1: limits.client_timeout_ms: 99 is out of range (100..3600000)"},
+    {"listen = { reuse_port = 1; };",
+     ":1: listen.reuse_port: expected a boolean, got an integer"},
     {"limits = { request_timeout_ms = 0; };",
      ":1: limits.request_timeout_ms: 0 is out of range (1..3600000)"},
     {"limits = { request_timeout_ms = 3600001; };",
