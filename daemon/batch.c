@@ -198,11 +198,8 @@ static int
 batch_dump_result(struct batch *b, size_t i, json_dump_callback_t emit,
     void *data)
 {
-	json_t *obj = render_result(i, &b->spec->items[i], &b->results[i]);
-	int rc = obj != NULL ? render_dump(obj, emit, data) : -1;
-
-	json_decref(obj);
-	return rc;
+	return render_result(i, &b->spec->items[i], &b->results[i], emit,
+	    data);
 }
 
 static int

@@ -160,6 +160,10 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		notify("READY=1");
 		return;
 	}
+	if (strcmp(cfg->listen_address, d->cfg->listen_address) != 0 ||
+	    cfg->listen_port != d->cfg->listen_port ||
+	    cfg->reuse_port != d->cfg->reuse_port)
+		log_warnx("listen.* changed: it takes effect at the next start");
 	log_set_level(cfg->log_level);
 	pool_resize(d->pool, cfg->threads, cfg->queue_limit, cfg->idle_ms);
 	if (!policies_equal(&cfg->deny_targets, &d->cfg->deny_targets) ||

@@ -23,9 +23,9 @@ struct summary {
 
 void summary_add(struct summary *summary, const struct fetch_result *result);
 
-/* The result object for item index; the caller owns the reference. */
-json_t *render_result(size_t index, const struct fetch_spec *spec,
-    const struct fetch_result *result);
+/* The result object for item index, written compactly through emit. */
+int render_result(size_t index, const struct fetch_spec *spec,
+    const struct fetch_result *result, json_dump_callback_t emit, void *data);
 json_t *render_summary(const struct summary *summary);
 
 /* Dump value compactly through emit; 0 or -1. */

@@ -110,22 +110,6 @@ url_scheme_ok(CURLU *h)
 }
 
 /* curl_url()'s normalised form, copied so the caller can free() it. */
-static char *
-url_normalised(CURLU *h, const char **message)
-{
-	char *curl_text, *text;
-	CURLUcode rc;
-
-	if ((rc = curl_url_get(h, CURLUPART_URL, &curl_text, 0)) != CURLUE_OK) {
-		*message = curl_url_strerror(rc);
-		return NULL;
-	}
-	if ((text = strdup(curl_text)) == NULL)
-		*message = "out of memory";
-	curl_free(curl_text);
-	return text;
-}
-
 char *
 request_check_url(const char *url, enum fetch_error *error,
                   const char **message)
@@ -160,8 +144,10 @@ request_check_url(const char *url, enum fetch_error *error,
 		*message = "only http and https URLs are fetched";
 	} else if (url_has_userinfo(h))
 		*message = "URL contains user credentials";
-	else if ((text = url_normalised(h, message)) != NULL)
-		*error = FETCH_OK;
+	else if ((text = strdup(url)) == NULL)
+		*message = "out of memory";
+	else
+		*error = FETCH_OK; /* curl parses it again, the same way */
 	curl_url_cleanup(h);
 	return text;
 }

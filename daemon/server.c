@@ -198,6 +198,34 @@ server_req_free(struct server_req *sr)
 	free(sr);
 }
 
+static void
+server_ms_tv(struct timeval *tv, int ms)
+{
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/*
+ * While a reply streams, libevent keeps the client's read timeout armed,
+ * so a pause between lines longer than client_timeout_ms would cut the
+ * stream.  The fan-out's own deadline bounds a stream instead.
+ */
+static void
+server_stream_timeouts(struct server_req *sr, bool streaming)
+{
+	const struct config *cfg = sr->server->cfg;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(sr->evcon);
+	struct timeval rd, wr;
+
+	server_ms_tv(&wr, cfg->client_timeout_ms);
+	if (streaming)
+		server_ms_tv(&rd, cfg->request_timeout_ms + 5000);
+	else
+		rd = wr;
+	if (bev != NULL)
+		bufferevent_set_timeouts(bev, &rd, &wr);
+}
+
 /* Streaming: begin the chunked 200 reply on the first line. */
 static void
 server_stream_start(struct server_req *sr)
@@ -208,6 +236,7 @@ server_stream_start(struct server_req *sr)
 	evhttp_add_header(out, "Content-Type", "application/x-ndjson");
 	evhttp_add_header(out, "X-Request-Id", sr->call.id);
 	evhttp_send_reply_start(sr->call.req, 200, "OK");
+	server_stream_timeouts(sr, true);
 }
 
 /* Batch hook, streaming only: one result line, in completion order. */
@@ -244,6 +273,8 @@ server_finish_stream(struct server_req *sr)
 			evhttp_send_reply_chunk(sr->call.req, buf);
 		evbuffer_free(buf);
 	}
+	if (sr->evcon != NULL)
+		server_stream_timeouts(sr, false);
 	evhttp_send_reply_end(sr->call.req);
 }
 

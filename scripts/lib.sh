@@ -5,10 +5,13 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
-# Build and test dependencies, by Debian package name.
+# Build dependencies (scripts/run), by Debian package name.
 PACKAGES=(gcc make autoconf automake pkg-config libevent-dev
 	libcurl4-openssl-dev libconfig-dev libjansson-dev check libsystemd-dev
-	python3 curl ca-certificates jq)
+	ca-certificates)
+# What the test suite drives: the client (curl, jq), the integration
+# suite (python3), systemd's tools, strace, nginx, promtool.
+TEST_PACKAGES=(python3 curl jq systemd strace nginx prometheus)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -22,8 +25,18 @@ ensure_packages() {
 	[ "$(id -u)" -ne 0 ] && sudo=sudo
 	log "installing: ${missing[*]}"
 	$sudo apt-get update -qq
+	# nginx and prometheus are tools for the tests, not services to run:
+	# policy-rc.d 101 keeps their packages from starting them.
+	local policy=/usr/sbin/policy-rc.d made=""
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+		$sudo chmod 755 "$policy"
+		made=1
+	fi
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
 		--no-install-recommends "${missing[@]}" >/dev/null
+	[ -n "$made" ] && $sudo rm -f "$policy"
+	return 0
 }
 
 bootstrap() {
@@ -51,7 +64,7 @@ build() {
 }
 
 setup() {
-	ensure_packages "${PACKAGES[@]}"
+	ensure_packages "${PACKAGES[@]}" "$@"
 	bootstrap
 	build build
 }

@@ -46,6 +46,32 @@ assert_dump(json_t *value, const char *want)
 	json_decref(value);
 }
 
+/* The text render_result writes for item index. */
+static void
+assert_result(size_t index, const struct fetch_spec *spec,
+    const struct fetch_result *r, const char *want)
+{
+	struct sink sink = {.len = 0};
+
+	ck_assert_int_eq(render_result(index, spec, r, sink_emit, &sink), 0);
+	ck_assert_str_eq(sink.text, want);
+}
+
+/* render_result's text, parsed back: every answer must be valid JSON. */
+static json_t *
+result_json(size_t index, const struct fetch_spec *spec,
+    const struct fetch_result *r)
+{
+	struct sink sink = {.len = 0};
+	json_error_t error;
+	json_t *o;
+
+	ck_assert_int_eq(render_result(index, spec, r, sink_emit, &sink), 0);
+	o = json_loads(sink.text, 0, &error);
+	ck_assert_msg(o != NULL, "not JSON: %s: %s", error.text, sink.text);
+	return o;
+}
+
 static struct fetch_result
 result_ok(void)
 {
@@ -68,7 +94,7 @@ START_TEST(success_has_every_field_in_order)
 	struct fetch_result r = result_ok();
 
 	spec.id = json_string("x1");
-	assert_dump(render_result(0, &spec, &r),
+	assert_result(0, &spec, &r,
 	            "{\"index\":0,\"url\":\"http://a.example/\",\"id\":\"x1\","
 	            "\"status\":200,\"ok\":true,\"error\":null,\"bytes\":1234,"
 	            "\"redirects\":1,\"effective_url\":\"http://a.example/b\","
@@ -88,8 +114,7 @@ START_TEST(failure_has_nulls_and_an_error_object)
 	    .time = {.queue = 0.5, .total = 1000.25},
 	};
 
-	assert_dump(
-	    render_result(7, &spec, &r),
+	assert_result(7, &spec, &r,
 	    "{\"index\":7,\"url\":\"http://b.example/\",\"status\":null,"
 	    "\"ok\":false,\"error\":{\"code\":\"timeout\",\"message\":"
 	    "\"Operation timed out after 1000 milliseconds\"},\"bytes\":0,"
@@ -105,8 +130,7 @@ START_TEST(invalid_item_has_null_url_and_empty_message)
 	struct fetch_result r = {.error = FETCH_E_INVALID_URL};
 
 	spec.id = json_pack("{s:[i,n]}", "k", 1);
-	assert_dump(
-	    render_result(2, &spec, &r),
+	assert_result(2, &spec, &r,
 	    "{\"index\":2,\"url\":null,\"id\":{\"k\":[1,null]},"
 	    "\"status\":null,\"ok\":false,\"error\":{\"code\":"
 	    "\"invalid_url\",\"message\":\"\"},\"bytes\":0,\"redirects\":0,"
@@ -132,16 +156,16 @@ START_TEST(ids_from_the_request_are_echoed)
 	ck_assert_ptr_nonnull(cfg);
 	spec = request_parse(cfg, "application/json", body, strlen(body), &err);
 	ck_assert_ptr_nonnull(spec);
-	o = render_result(0, &spec->items[0], &r);
+	o = result_json(0, &spec->items[0], &r);
 	assert_dump(json_incref(json_object_get(o, "id")), "[\"a\",1]");
 	json_decref(o);
-	o = render_result(1, &spec->items[1], &r);
+	o = result_json(1, &spec->items[1], &r);
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "id")), 42);
 	ck_assert_str_eq(json_string_value(json_object_get(o, "url")),
 	                 "file:///etc/passwd");
 	json_decref(o);
 	/* no id given: no "id" key at all */
-	o = render_result(2, &spec->items[2], &r);
+	o = result_json(2, &spec->items[2], &r);
 	ck_assert_ptr_null(json_object_get(o, "id"));
 	json_decref(o);
 	request_spec_free(spec);
@@ -154,7 +178,7 @@ static json_t *
 result_field(const struct fetch_result *r, const char *key)
 {
 	struct fetch_spec spec = {.url = "http://a.example/"};
-	json_t *o = render_result(0, &spec, r), *v;
+	json_t *o = result_json(0, &spec, r), *v;
 
 	ck_assert_ptr_nonnull(o);
 	v = json_incref(json_object_get(o, key));
@@ -259,7 +283,7 @@ START_TEST(outside_text_with_bad_utf8_stays_valid_json)
 	    .effective_url = "http://a.example/\xc3",
 	    .remote_ip = "::1",
 	};
-	json_t *o = render_result(0, &spec, &r);
+	json_t *o = result_json(0, &spec, &r);
 
 	ck_assert_ptr_nonnull(o);
 	ck_assert_str_eq(json_string_value(json_object_get(
