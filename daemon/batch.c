@@ -90,8 +90,8 @@ batch_job_run(struct pool_job *job, void *worker)
 	if (atomic_load(&b->canceled))
 		fetch_result_set_error(r, FETCH_E_CANCELED, "request canceled");
 	else if (worker == NULL)
-		fetch_result_set_error(r, FETCH_E_OTHER,
-		    "worker has no curl handle");
+		fetch_result_set_error(
+		    r, FETCH_E_OTHER, "worker has no curl handle");
 	else
 		fetch_perform(worker, &b->spec->items[bj->index], b->cfg,
 		    &b->canceled, b->deadline_ns, r);
@@ -151,8 +151,8 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 
 		if (s->error == FETCH_OK)
 			continue;
-		fetch_result_set_error(&b->results[i], s->error,
-		    s->error_message);
+		fetch_result_set_error(
+		    &b->results[i], s->error, s->error_message);
 		batch_settle(b, i);
 	}
 	b->outstanding--;
@@ -195,11 +195,10 @@ batch_emit(json_dump_callback_t emit, void *data, const char *text)
 }
 
 static int
-batch_dump_result(struct batch *b, size_t i, json_dump_callback_t emit,
-    void *data)
+batch_dump_result(
+    struct batch *b, size_t i, json_dump_callback_t emit, void *data)
 {
-	return render_result(i, &b->spec->items[i], &b->results[i], emit,
-	    data);
+	return render_result(i, &b->spec->items[i], &b->results[i], emit, data);
 }
 
 static int
@@ -232,8 +231,8 @@ batch_write(struct batch *b, json_dump_callback_t emit, void *data)
 }
 
 int
-batch_write_line(struct batch *b, size_t index, json_dump_callback_t emit,
-    void *data)
+batch_write_line(
+    struct batch *b, size_t index, json_dump_callback_t emit, void *data)
 {
 	if (batch_dump_result(b, index, emit, data) == -1)
 		return -1;
@@ -241,8 +240,7 @@ batch_write_line(struct batch *b, size_t index, json_dump_callback_t emit,
 }
 
 int
-batch_write_summary_line(struct batch *b, json_dump_callback_t emit,
-    void *data)
+batch_write_summary_line(struct batch *b, json_dump_callback_t emit, void *data)
 {
 	if (batch_emit(emit, data, "{\"summary\":") == -1 ||
 	    batch_dump_summary(b, emit, data) == -1)

@@ -51,10 +51,10 @@ const struct summary *batch_summary(const struct batch *batch);
 /* {"results":[...],"summary":{...}} in input order. */
 int batch_write(struct batch *batch, json_dump_callback_t emit, void *data);
 /* One NDJSON line (with '\n') for item index. */
-int batch_write_line(struct batch *batch, size_t index,
-    json_dump_callback_t emit, void *data);
+int batch_write_line(
+    struct batch *batch, size_t index, json_dump_callback_t emit, void *data);
 /* The closing {"summary":{...}} NDJSON line. */
-int batch_write_summary_line(struct batch *batch, json_dump_callback_t emit,
-    void *data);
+int batch_write_summary_line(
+    struct batch *batch, json_dump_callback_t emit, void *data);
 
 #endif

@@ -71,8 +71,8 @@ static int check_address(const char *, char *, size_t);
 static int check_header_text(const char *, char *, size_t);
 static int check_token(const char *, char *, size_t);
 
-static const char *const default_allow_clients[] = {"127.0.0.0/8", "::1/128",
-                                                    NULL};
+static const char *const default_allow_clients[] = {
+    "127.0.0.0/8", "::1/128", NULL};
 static const char *const default_deny_targets[] = {
     "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", NULL};
 static const char *const default_none[] = {NULL};
@@ -101,10 +101,10 @@ static const char *const default_none[] = {NULL};
 
 static const struct key_spec keys[] = {
     TEXT("listen", "address", KEY_STRING, listen_address, "127.0.0.1",
-         check_address),
+        check_address),
     NUM("listen", "port", KEY_INT, listen_port, 1, 65535, 8080),
     BOOLEAN("listen", "reuse_port", reuse_port, 0),
-    NUM("workers", "threads", KEY_INT, threads, 1, 10000, 64),
+    NUM("workers", "threads", KEY_INT, threads, 1, 10000, 256),
     NUM("workers", "queue_limit", KEY_INT, queue_limit, 1, 1000000, 10000),
     NUM("workers", "idle_ms", KEY_INT, idle_ms, 0, 3600000, 10000),
     NUM("limits", "max_urls", KEY_INT, max_urls, 1, 1000000, 1000),
@@ -114,15 +114,15 @@ static const struct key_spec keys[] = {
         INT64_C(1) << 40, 1048576),
     NUM("limits", "request_timeout_ms", KEY_INT, request_timeout_ms, 1, 3600000,
         60000),
-    NUM("limits", "client_timeout_ms", KEY_INT, client_timeout_ms, 100,
-        3600000, 30000),
+    NUM("limits", "client_timeout_ms", KEY_INT, client_timeout_ms, 100, 3600000,
+        30000),
     NUM("fetch", "timeout_ms", KEY_INT, timeout_ms, 1, 3600000, 10000),
     NUM("fetch", "connect_timeout_ms", KEY_INT, connect_timeout_ms, 1, 600000,
         3000),
     BOOLEAN("fetch", "follow_redirects", follow_redirects, 1),
     NUM("fetch", "max_redirects", KEY_INT, max_redirects, 0, 50, 5),
     TEXT("fetch", "user_agent", KEY_STRING, user_agent,
-         "fanoutd/" PACKAGE_VERSION, check_header_text),
+        "fanoutd/" PACKAGE_VERSION, check_header_text),
     BOOLEAN("fetch", "verify_tls", verify_tls, 1),
     TEXT("security", "auth_token", KEY_STRING, auth_token, "", check_token),
     TEXT("security", "auth_token_file", KEY_STRING, auth_token_file, "", NULL),
@@ -156,9 +156,8 @@ struct loader {
  * Append "file:line: what: reason" as one line of err.  The count goes up
  * even when err is full, so a truncated report still fails the load.
  */
-static void __attribute__((format(printf, 5, 6)))
-load_error(struct loader *ld, const char *file, int line, const char *what,
-           const char *fmt, ...)
+static void __attribute__((format(printf, 5, 6))) load_error(struct loader *ld,
+    const char *file, int line, const char *what, const char *fmt, ...)
 {
 	char reason[REASON_MAX], where[32] = "";
 	va_list ap;
@@ -173,8 +172,8 @@ load_error(struct loader *ld, const char *file, int line, const char *what,
 	if (line > 0)
 		snprintf(where, sizeof(where), ":%d", line);
 	n = snprintf(ld->err + ld->used, ld->errlen - ld->used,
-	             "%s%s%s: %s: %s", ld->used > 0 ? "\n" : "",
-	             file != NULL ? file : ld->path, where, what, reason);
+	    "%s%s%s: %s: %s", ld->used > 0 ? "\n" : "",
+	    file != NULL ? file : ld->path, where, what, reason);
 	if (n < 0)
 		return;
 	ld->used += (size_t)n;
@@ -185,7 +184,7 @@ load_error(struct loader *ld, const char *file, int line, const char *what,
 /* An error about one setting, placed at its file and line. */
 #define SETTING_ERROR(ld, s, what, ...)                                        \
 	load_error(ld, config_setting_source_file(s),                          \
-	           (int)config_setting_source_line(s), what, __VA_ARGS__)
+	    (int)config_setting_source_line(s), what, __VA_ARGS__)
 
 /* Copy s for an error message: bounded, control bytes shown as '?'. */
 static const char *
@@ -212,7 +211,7 @@ check_address(const char *s, char *why, size_t whylen)
 	    inet_pton(AF_INET6, s, addr) == 1)
 		return 0;
 	snprintf(why, whylen, "\"%s\" is not an IPv4 or IPv6 address",
-	         quote(s, q, sizeof(q)));
+	    quote(s, q, sizeof(q)));
 	return -1;
 }
 
@@ -223,7 +222,7 @@ check_header_text(const char *s, char *why, size_t whylen)
 	for (; *s != '\0'; s++) {
 		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f) {
 			snprintf(why, whylen, "%s",
-			         "must not contain control characters");
+			    "must not contain control characters");
 			return -1;
 		}
 	}
@@ -237,7 +236,7 @@ check_token(const char *s, char *why, size_t whylen)
 	for (; *s != '\0'; s++) {
 		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) {
 			snprintf(why, whylen, "%s",
-			         "must be printable ASCII without spaces");
+			    "must be printable ASCII without spaces");
 			return -1;
 		}
 	}
@@ -271,21 +270,21 @@ type_name(const config_setting_t *s)
 /* Store one integer key, or report its wrong type or range. */
 static void
 set_number(struct loader *ld, const struct key_spec *k,
-           const config_setting_t *s, const char *path)
+    const config_setting_t *s, const char *path)
 {
 	int type = config_setting_type(s);
 	long long v;
 
 	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
-		SETTING_ERROR(ld, s, path, "expected an integer, got %s",
-		              type_name(s));
+		SETTING_ERROR(
+		    ld, s, path, "expected an integer, got %s", type_name(s));
 		return;
 	}
 	v = config_setting_get_int64(s);
 	if (v < k->min || v > k->max) {
 		SETTING_ERROR(ld, s, path,
-		              "%lld is out of range (%" PRId64 "..%" PRId64 ")",
-		              v, k->min, k->max);
+		    "%lld is out of range (%" PRId64 "..%" PRId64 ")", v,
+		    k->min, k->max);
 		return;
 	}
 	if (k->kind == KEY_INT)
@@ -296,11 +295,11 @@ set_number(struct loader *ld, const struct key_spec *k,
 
 static void
 set_bool(struct loader *ld, const struct key_spec *k, const config_setting_t *s,
-         const char *path)
+    const char *path)
 {
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		SETTING_ERROR(ld, s, path, "expected a boolean, got %s",
-		              type_name(s));
+		SETTING_ERROR(
+		    ld, s, path, "expected a boolean, got %s", type_name(s));
 		return;
 	}
 	*FIELD(ld->cfg, k, bool) = config_setting_get_bool(s) != 0;
@@ -308,7 +307,7 @@ set_bool(struct loader *ld, const struct key_spec *k, const config_setting_t *s,
 
 static void
 set_string(struct loader *ld, const struct key_spec *k,
-           const config_setting_t *s, const char *path)
+    const config_setting_t *s, const char *path)
 {
 	char why[REASON_MAX], q[64];
 	const char *v;
@@ -316,16 +315,16 @@ set_string(struct loader *ld, const struct key_spec *k,
 	int level;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		SETTING_ERROR(ld, s, path, "expected a string, got %s",
-		              type_name(s));
+		SETTING_ERROR(
+		    ld, s, path, "expected a string, got %s", type_name(s));
 		return;
 	}
 	v = config_setting_get_string(s);
 	if (k->kind == KEY_LEVEL) {
 		if ((level = log_level_parse(v)) < 0)
 			SETTING_ERROR(ld, s, path, "unknown level \"%s\" (%s)",
-			              quote(v, q, sizeof(q)),
-			              "want error, warn, info or debug");
+			    quote(v, q, sizeof(q)),
+			    "want error, warn, info or debug");
 		else
 			*FIELD(ld->cfg, k, int) = level;
 		return;
@@ -345,7 +344,7 @@ set_string(struct loader *ld, const struct key_spec *k,
 /* Replace the default list; every bad element is reported, not just one. */
 static void
 set_cidrs(struct loader *ld, const struct key_spec *k,
-          const config_setting_t *s, const char *path)
+    const config_setting_t *s, const char *path)
 {
 	struct policy *policy = FIELD(ld->cfg, k, struct policy);
 	char why[REASON_MAX], q[64], elem[192];
@@ -353,8 +352,7 @@ set_cidrs(struct loader *ld, const struct key_spec *k,
 
 	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
 		SETTING_ERROR(ld, s, path,
-		              "expected an array of CIDR strings, got %s",
-		              type_name(s));
+		    "expected an array of CIDR strings, got %s", type_name(s));
 		return;
 	}
 	policy_reset(policy);
@@ -366,14 +364,13 @@ set_cidrs(struct loader *ld, const struct key_spec *k,
 		snprintf(elem, sizeof(elem), "%s[%d]", path, i);
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
 			SETTING_ERROR(ld, e, elem,
-			              "expected a CIDR string, got %s",
-			              type_name(e));
+			    "expected a CIDR string, got %s", type_name(e));
 			continue;
 		}
 		v = config_setting_get_string(e);
 		if (policy_add(policy, v, why, sizeof(why)) == -1)
 			SETTING_ERROR(ld, e, elem, "\"%s\": %s",
-			              quote(v, q, sizeof(q)), why);
+			    quote(v, q, sizeof(q)), why);
 	}
 }
 
@@ -444,13 +441,12 @@ load_root(struct loader *ld, const config_setting_t *root)
 
 		if (!group_known(name)) {
 			SETTING_ERROR(ld, g, name, "unknown %s",
-			              config_setting_is_group(g) ? "group"
-			                                         : "key");
+			    config_setting_is_group(g) ? "group" : "key");
 			continue;
 		}
 		if (!config_setting_is_group(g)) {
 			SETTING_ERROR(ld, g, name, "expected a group, got %s",
-			              type_name(g));
+			    type_name(g));
 			continue;
 		}
 		for (j = 0; j < config_setting_length(g); j++)
@@ -486,7 +482,7 @@ token_open(const char *path, char *why, size_t whylen)
 	if (reason == NULL)
 		return fd;
 	snprintf(why, whylen, "cannot read \"%s\": %s",
-	         quote(path, q, sizeof(q)), reason);
+	    quote(path, q, sizeof(q)), reason);
 	if (fd != -1)
 		close(fd);
 	return -1;
@@ -498,7 +494,7 @@ token_take(char *buf, size_t len, char **out, char *why, size_t whylen)
 {
 	if (len > TOKEN_FILE_MAX) {
 		snprintf(why, whylen, "token file is larger than %d bytes",
-		         TOKEN_FILE_MAX);
+		    TOKEN_FILE_MAX);
 		return -1;
 	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -506,7 +502,7 @@ token_take(char *buf, size_t len, char **out, char *why, size_t whylen)
 	buf[len] = '\0';
 	if (len == 0 || memchr(buf, '\0', len) != NULL) {
 		snprintf(why, whylen, "token file %s",
-		         len == 0 ? "is empty" : "contains a NUL byte");
+		    len == 0 ? "is empty" : "contains a NUL byte");
 		return -1;
 	}
 	if (check_token(buf, why, whylen) == -1)
@@ -534,8 +530,8 @@ read_token_file(const char *path, char **out, char *why, size_t whylen)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			snprintf(why, whylen, "cannot read: %s",
-			         strerror(errno));
+			snprintf(
+			    why, whylen, "cannot read: %s", strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -558,13 +554,13 @@ check_auth(struct loader *ld)
 		return;
 	if (cfg->auth_token[0] != '\0') {
 		load_error(ld, at->file, at->line, "security.auth_token_file",
-		           "cannot be set together with security.auth_token");
+		    "cannot be set together with security.auth_token");
 		return;
 	}
 	if (read_token_file(cfg->auth_token_file, &token, why, sizeof(why)) ==
 	    -1) {
 		load_error(ld, at->file, at->line, "security.auth_token_file",
-		           "%s", why);
+		    "%s", why);
 		return;
 	}
 	free(cfg->auth_token);
@@ -582,8 +578,8 @@ check_all(struct loader *ld)
 	/* A request must always fit an idle pool, or it could never run. */
 	if (ld->cfg->max_urls > ld->cfg->queue_limit)
 		load_error(ld, at->file, at->line, "limits.max_urls",
-		           "%d is above workers.queue_limit (%d)",
-		           ld->cfg->max_urls, ld->cfg->queue_limit);
+		    "%d is above workers.queue_limit (%d)", ld->cfg->max_urls,
+		    ld->cfg->queue_limit);
 	check_auth(ld);
 }
 
@@ -732,8 +728,8 @@ prescan_text(struct loader *ld, const char *text)
 		wide = 0;
 		if ((n = inert_len(text, &open)) > 0 && open)
 			load_error(ld, NULL, line, "syntax error",
-			           "unterminated %s",
-			           *text == '"' ? "string" : "comment");
+			    "unterminated %s",
+			    *text == '"' ? "string" : "comment");
 		else if (n == 0 &&
 		         (isalpha((unsigned char)*text) || *text == '*'))
 			n = strspn(text, IDENT_CHARS);
@@ -741,8 +737,8 @@ prescan_text(struct loader *ld, const char *text)
 			wide = integer_too_wide(text, n);
 		if (wide == -1)
 			load_error(ld, NULL, line, "syntax error",
-			           "integer %.*s does not fit in 64 bits",
-			           (int)n, text);
+			    "integer %.*s does not fit in 64 bits", (int)n,
+			    text);
 		for (n = n > 0 ? n : 1; n > 0; n--, text++)
 			line += (*o++ = *text) == '\n';
 		if (wide == 1)
@@ -761,7 +757,7 @@ parse_text(struct loader *ld, const char *text)
 	config_init(&lc);
 	if (config_read_string(&lc, text) == CONFIG_FALSE) {
 		load_error(ld, config_error_file(&lc), config_error_line(&lc),
-		           "syntax error", "%s", config_error_text(&lc));
+		    "syntax error", "%s", config_error_text(&lc));
 	} else {
 		load_root(ld, config_root_setting(&lc));
 		check_all(ld);
@@ -826,7 +822,7 @@ set_defaults(struct config *cfg)
 		case KEY_CIDRS:
 			for (cidr = k->def_list; *cidr != NULL; cidr++)
 				if (policy_add(FIELD(cfg, k, struct policy),
-				               *cidr, why, sizeof(why)) == -1)
+				        *cidr, why, sizeof(why)) == -1)
 					return -1;
 			break;
 		}

@@ -42,18 +42,18 @@ static CURLSH *fetch_share;
 static pthread_mutex_t fetch_share_locks[CURL_LOCK_DATA_LAST];
 
 static const char *const fetch_error_codes[FETCH_E_COUNT] = {
-	[FETCH_OK] = NULL,
-	[FETCH_E_INVALID_URL] = "invalid_url",
-	[FETCH_E_UNSUPPORTED_SCHEME] = "unsupported_scheme",
-	[FETCH_E_BLOCKED] = "blocked",
-	[FETCH_E_DNS] = "dns",
-	[FETCH_E_CONNECT] = "connect",
-	[FETCH_E_TLS] = "tls",
-	[FETCH_E_TIMEOUT] = "timeout",
-	[FETCH_E_TOO_LARGE] = "too_large",
-	[FETCH_E_REDIRECT_LIMIT] = "redirect_limit",
-	[FETCH_E_CANCELED] = "canceled",
-	[FETCH_E_OTHER] = "other",
+    [FETCH_OK] = NULL,
+    [FETCH_E_INVALID_URL] = "invalid_url",
+    [FETCH_E_UNSUPPORTED_SCHEME] = "unsupported_scheme",
+    [FETCH_E_BLOCKED] = "blocked",
+    [FETCH_E_DNS] = "dns",
+    [FETCH_E_CONNECT] = "connect",
+    [FETCH_E_TLS] = "tls",
+    [FETCH_E_TIMEOUT] = "timeout",
+    [FETCH_E_TOO_LARGE] = "too_large",
+    [FETCH_E_REDIRECT_LIMIT] = "redirect_limit",
+    [FETCH_E_CANCELED] = "canceled",
+    [FETCH_E_OTHER] = "other",
 };
 
 const char *
@@ -68,7 +68,7 @@ bool
 fetch_result_ok(const struct fetch_result *result)
 {
 	return result->error == FETCH_OK && result->status >= 200 &&
-	    result->status < 400;
+	       result->status < 400;
 }
 
 void
@@ -80,8 +80,8 @@ fetch_result_reset(struct fetch_result *result)
 }
 
 void
-fetch_result_set_error(struct fetch_result *result, enum fetch_error error,
-    const char *message)
+fetch_result_set_error(
+    struct fetch_result *result, enum fetch_error error, const char *message)
 {
 	free(result->message);
 	result->error = error;
@@ -183,7 +183,8 @@ fetch_global_init(char *err, size_t errlen)
 	}
 	/* DNS only: connections and TLS sessions stay per thread. */
 	curl_share_setopt(fetch_share, CURLSHOPT_LOCKFUNC, fetch_share_lock);
-	curl_share_setopt(fetch_share, CURLSHOPT_UNLOCKFUNC, fetch_share_unlock);
+	curl_share_setopt(
+	    fetch_share, CURLSHOPT_UNLOCKFUNC, fetch_share_unlock);
 	curl_share_setopt(fetch_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	return 0;
 }
@@ -281,14 +282,16 @@ fetch_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 	if (!fetch_target_allowed(x->cfg, sa)) {
 		x->blocked = 1;
 		raw = sa->sa_family == AF_INET6
-		    ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-		    : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-		inet_ntop(sa->sa_family, raw, x->blocked_ip,
-		    sizeof(x->blocked_ip));
+		          ? (const void *)&((const struct sockaddr_in6 *)sa)
+		                ->sin6_addr
+		          : (const void *)&((const struct sockaddr_in *)sa)
+		                ->sin_addr;
+		inet_ntop(
+		    sa->sa_family, raw, x->blocked_ip, sizeof(x->blocked_ip));
 		return CURL_SOCKET_BAD;
 	}
-	return socket(addr->family, addr->socktype | SOCK_CLOEXEC,
-	    addr->protocol);
+	return socket(
+	    addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
 static void
@@ -297,8 +300,8 @@ fetch_setup(struct fetch_worker *w, struct fetch_xfer *x, const char *url,
 {
 	const struct config *cfg = x->cfg;
 	CURL *h = w->easy;
-	long connect_ms = cfg->connect_timeout_ms < ms ? cfg->connect_timeout_ms
-						       : ms;
+	long connect_ms =
+	    cfg->connect_timeout_ms < ms ? cfg->connect_timeout_ms : ms;
 
 	curl_easy_reset(h);
 	w->errbuf[0] = '\0';
@@ -314,7 +317,8 @@ fetch_setup(struct fetch_worker *w, struct fetch_xfer *x, const char *url,
 	curl_easy_setopt(h, CURLOPT_USERAGENT, cfg->user_agent);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, cfg->verify_tls ? 1L : 0L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, cfg->verify_tls ? 2L : 0L);
-	curl_easy_setopt(h, CURLOPT_NOBODY, spec->method == FETCH_HEAD ? 1L : 0L);
+	curl_easy_setopt(
+	    h, CURLOPT_NOBODY, spec->method == FETCH_HEAD ? 1L : 0L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
@@ -377,12 +381,12 @@ fetch_fail(struct fetch_worker *w, struct fetch_xfer *x, CURLcode code,
 static bool
 fetch_same_origin(const char *a, const char *b)
 {
-	static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST,
-	    CURLUPART_PORT};
+	static const CURLUPart parts[] = {
+	    CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
 	CURLU *ua = curl_url(), *ub = curl_url();
 	bool same = ua != NULL && ub != NULL &&
-	    curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
-	    curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK;
+	            curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
+	            curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK;
 	size_t i;
 
 	for (i = 0; same && i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -423,12 +427,12 @@ fetch_next_hop(struct fetch_worker *w, const struct fetch_spec *spec,
 	if (!spec->follow_redirects || r->status < 300 || r->status > 399)
 		return NULL;
 	if (curl_easy_getinfo(w->easy, CURLINFO_REDIRECT_URL, &location) !=
-		CURLE_OK ||
+	        CURLE_OK ||
 	    location == NULL)
 		return NULL;
 	if (r->redirects >= cfg->max_redirects) {
-		fetch_result_set_error(r, FETCH_E_REDIRECT_LIMIT,
-		    "maximum redirects followed");
+		fetch_result_set_error(
+		    r, FETCH_E_REDIRECT_LIMIT, "maximum redirects followed");
 		return NULL;
 	}
 	if ((next = request_check_url(location, &error, &message)) == NULL) {
@@ -457,8 +461,8 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 		free(r->effective_url);
 		r->effective_url = url;
 		if (atomic_load(cancel)) {
-			fetch_result_set_error(r, FETCH_E_CANCELED,
-			    "request canceled");
+			fetch_result_set_error(
+			    r, FETCH_E_CANCELED, "request canceled");
 			break;
 		}
 		if (now + 1000000u > end) {
@@ -466,8 +470,8 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 			    "timed out before the next hop");
 			break;
 		}
-		fetch_setup(w, &x, url, spec, headers,
-		    (long)((end - now) / 1000000u));
+		fetch_setup(
+		    w, &x, url, spec, headers, (long)((end - now) / 1000000u));
 		code = curl_easy_perform(w->easy);
 		r->bytes = x.bytes;
 		fetch_collect(w, r);

@@ -81,11 +81,11 @@ const char *fetch_error_code(enum fetch_error error);
 bool fetch_result_ok(const struct fetch_result *result);
 /* Free the result's strings and zero it. */
 void fetch_result_reset(struct fetch_result *result);
-void fetch_result_set_error(struct fetch_result *result,
-    enum fetch_error error, const char *message);
+void fetch_result_set_error(
+    struct fetch_result *result, enum fetch_error error, const char *message);
 /* Turn one hop's cumulative marks into phases, added to timing. */
-void fetch_timing_add(struct fetch_timing *timing,
-    const struct fetch_marks *marks);
+void fetch_timing_add(
+    struct fetch_timing *timing, const struct fetch_marks *marks);
 /* The per-fetch outcome for a CURLcode (blocked is decided by the caller). */
 enum fetch_error fetch_error_from_curl(CURLcode code);
 

@@ -63,18 +63,18 @@ log_vemit(enum log_level level, int errnum, const char *fmt, va_list ap)
 	if ((int)level > atomic_load(&log_level))
 		return;
 	if (log_journal)
-		len = (size_t)snprintf(line, sizeof(line), "<%d>",
-		    level_prio[level]);
+		len = (size_t)snprintf(
+		    line, sizeof(line), "<%d>", level_prio[level]);
 	else
-		len = (size_t)snprintf(line, sizeof(line), "fanoutd: %s: ",
-		    level_names[level]);
+		len = (size_t)snprintf(
+		    line, sizeof(line), "fanoutd: %s: ", level_names[level]);
 	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	len = n < 0 ? len : len + (size_t)n;
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	if (errnum != 0) {
-		n = snprintf(line + len, sizeof(line) - len, ": %s",
-		    strerror(errnum));
+		n = snprintf(
+		    line + len, sizeof(line) - len, ": %s", strerror(errnum));
 		len = n < 0 ? len : len + (size_t)n;
 		if (len > sizeof(line) - 2)
 			len = sizeof(line) - 2;

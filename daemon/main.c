@@ -22,10 +22,10 @@
 #include "pool.h"
 #include "server.h"
 
-#define DEFAULT_CONFIG     SYSCONFDIR "/fanoutd.conf"
-#define WORKER_STACK_SIZE  (256 * 1024)
-#define SHUTDOWN_GRACE_MS  10000
-#define SHUTDOWN_POLL_MS   50
+#define DEFAULT_CONFIG    SYSCONFDIR "/fanoutd.conf"
+#define WORKER_STACK_SIZE (256 * 1024)
+#define SHUTDOWN_GRACE_MS 10000
+#define SHUTDOWN_POLL_MS  50
 
 struct daemon {
 	const char *config_path;
@@ -128,8 +128,8 @@ static bool
 policies_equal(const struct policy *a, const struct policy *b)
 {
 	return a->count == b->count &&
-	    (a->count == 0 ||
-		memcmp(a->nets, b->nets, a->count * sizeof(*a->nets)) == 0);
+	       (a->count == 0 ||
+	           memcmp(a->nets, b->nets, a->count * sizeof(*a->nets)) == 0);
 }
 
 /* One log line per error, so each keeps its priority in the journal. */
@@ -163,7 +163,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	if (strcmp(cfg->listen_address, d->cfg->listen_address) != 0 ||
 	    cfg->listen_port != d->cfg->listen_port ||
 	    cfg->reuse_port != d->cfg->reuse_port)
-		log_warnx("listen.* changed: it takes effect at the next start");
+		log_warnx(
+		    "listen.* changed: it takes effect at the next start");
 	log_set_level(cfg->log_level);
 	pool_resize(d->pool, cfg->threads, cfg->queue_limit, cfg->idle_ms);
 	if (!policies_equal(&cfg->deny_targets, &d->cfg->deny_targets) ||
@@ -204,8 +205,8 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	if (d->stop_timer != NULL)
 		return;
 	notify("STOPPING=1");
-	log_info("shutting down on signal %d, %zu fan-outs in flight",
-	    (int)sig, server_inflight(d->server));
+	log_info("shutting down on signal %d, %zu fan-outs in flight", (int)sig,
+	    server_inflight(d->server));
 	server_stop_accepting(d->server);
 	d->stop_deadline_ns = pool_now_ns() + SHUTDOWN_GRACE_MS * 1000000ull;
 	d->stop_timer = evtimer_new(d->base, on_stop_timer, d);
@@ -237,8 +238,8 @@ daemon_start(struct daemon *d)
 		fatalx("event_base_new failed");
 	if ((d->pool = pool_new(&pp, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
-	d->server = server_new(d->base, d->cfg, d->pool, fds, (size_t)nfds, err,
-	    sizeof(err));
+	d->server = server_new(
+	    d->base, d->cfg, d->pool, fds, (size_t)nfds, err, sizeof(err));
 	if (d->server == NULL)
 		fatalx("%s", err);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
@@ -250,7 +251,7 @@ daemon_start(struct daemon *d)
 		fatalx("cannot install signal events");
 	if (nfds > 0)
 		log_info("fanoutd %s serving %d passed socket(s), up to %d "
-			 "threads",
+		         "threads",
 		    PACKAGE_VERSION, nfds, d->cfg->threads);
 	else
 		log_info("fanoutd %s listening on %s port %d, up to %d threads",

@@ -12,8 +12,8 @@
 #include "metrics.h"
 
 /* Fetch duration buckets, in seconds. */
-static const double metrics_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1,
-    0.25, 0.5, 1, 2.5, 5, 10, 30};
+static const double metrics_buckets[] = {
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 #define NBUCKETS (sizeof(metrics_buckets) / sizeof(metrics_buckets[0]))
 
 static struct {
@@ -86,8 +86,8 @@ text_add(struct text *t, const char *fmt, ...)
 }
 
 static void
-metrics_family(struct text *t, const char *name, const char *type,
-    const char *help)
+metrics_family(
+    struct text *t, const char *name, const char *type, const char *help)
 {
 	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -101,11 +101,13 @@ metrics_render_counters(struct text *t)
 	    "HTTP requests answered, by status code.");
 	for (i = 0; i < 600; i++)
 		if (m.requests[i] > 0)
-			text_add(t, "fanoutd_requests_total{status=\"%zu\"} %llu\n",
-			    i, m.requests[i]);
+			text_add(t,
+			    "fanoutd_requests_total{status=\"%zu\"} %llu\n", i,
+			    m.requests[i]);
 	metrics_family(t, "fanoutd_fetches_total", "counter",
 	    "Fetches completed, by result.");
-	text_add(t, "fanoutd_fetches_total{result=\"ok\"} %llu\n", m.fetches_ok);
+	text_add(
+	    t, "fanoutd_fetches_total{result=\"ok\"} %llu\n", m.fetches_ok);
 	text_add(t, "fanoutd_fetches_total{result=\"failed\"} %llu\n",
 	    m.fetches_failed);
 	metrics_family(t, "fanoutd_fetch_errors_total", "counter",
@@ -131,9 +133,10 @@ metrics_render_histogram(struct text *t)
 	}
 	text_add(t, "fanoutd_fetch_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
 	    m.duration_count);
-	text_add(t, "fanoutd_fetch_duration_seconds_sum %.6f\n", m.duration_sum);
-	text_add(t, "fanoutd_fetch_duration_seconds_count %llu\n",
-	    m.duration_count);
+	text_add(
+	    t, "fanoutd_fetch_duration_seconds_sum %.6f\n", m.duration_sum);
+	text_add(
+	    t, "fanoutd_fetch_duration_seconds_count %llu\n", m.duration_count);
 }
 
 static void
@@ -154,8 +157,8 @@ metrics_render(const struct metrics_gauges *g)
 	metrics_render_histogram(&t);
 	metrics_gauge(&t, "fanoutd_queue_depth",
 	    "Fetches waiting for a worker.", g->queued);
-	metrics_gauge(&t, "fanoutd_busy_workers", "Fetches running now.",
-	    g->running);
+	metrics_gauge(
+	    &t, "fanoutd_busy_workers", "Fetches running now.", g->running);
 	metrics_gauge(&t, "fanoutd_worker_threads",
 	    "Worker threads alive (started on demand).", g->threads);
 	metrics_gauge(&t, "fanoutd_worker_threads_max",

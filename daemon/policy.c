@@ -56,8 +56,8 @@ clear_host_bits(uint8_t *addr, size_t len, unsigned int prefix)
 }
 
 int
-policy_net_parse(const char *text, struct policy_net *net, char *err,
-                 size_t errlen)
+policy_net_parse(
+    const char *text, struct policy_net *net, char *err, size_t errlen)
 {
 	char buf[CIDR_TEXT_MAX + 1];
 	char *slash;
@@ -68,7 +68,7 @@ policy_net_parse(const char *text, struct policy_net *net, char *err,
 	len = text != NULL ? strlen(text) : 0;
 	if (len == 0 || len > CIDR_TEXT_MAX) {
 		snprintf(err, errlen, "%s",
-		         len == 0 ? "empty network" : "network text too long");
+		    len == 0 ? "empty network" : "network text too long");
 		return -1;
 	}
 	memcpy(buf, text, len + 1);
@@ -198,8 +198,8 @@ policy_match(const struct policy *policy, const struct sockaddr *sa)
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
 
-		return match_bytes(policy, AF_INET,
-		                   (const uint8_t *)&sin->sin_addr);
+		return match_bytes(
+		    policy, AF_INET, (const uint8_t *)&sin->sin_addr);
 	}
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 =

@@ -25,11 +25,11 @@ struct policy {
 };
 
 /* Parse "a.b.c.d/len", "x::y/len" or a bare address (full length). */
-int policy_net_parse(const char *text, struct policy_net *net, char *err,
-    size_t errlen);
+int policy_net_parse(
+    const char *text, struct policy_net *net, char *err, size_t errlen);
 /* Parse text and append it; 0 or -1 with err filled. */
-int policy_add(struct policy *policy, const char *text, char *err,
-    size_t errlen);
+int policy_add(
+    struct policy *policy, const char *text, char *err, size_t errlen);
 /* Free the list; the struct itself may be reused. */
 void policy_reset(struct policy *policy);
 /* True when the address (or the IPv4 address it wraps) is in the list. */

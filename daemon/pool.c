@@ -101,7 +101,8 @@ pool_next_locked(struct pool *pool)
 	int rc = 0;
 
 	for (;;) {
-		if (pool->stopping || pool->threads > (size_t)pool->params.max_threads)
+		if (pool->stopping ||
+		    pool->threads > (size_t)pool->params.max_threads)
 			return NULL;
 		if ((job = pool->head) != NULL) {
 			pool->head = job->next;
@@ -116,8 +117,8 @@ pool_next_locked(struct pool *pool)
 		pool->idle++;
 		if (pool->params.idle_ms > 0) {
 			pool_deadline(&deadline, pool->params.idle_ms);
-			rc = pthread_cond_timedwait(&pool->work, &pool->lock,
-			    &deadline);
+			rc = pthread_cond_timedwait(
+			    &pool->work, &pool->lock, &deadline);
 		} else
 			rc = pthread_cond_wait(&pool->work, &pool->lock);
 		pool->idle--;
@@ -151,8 +152,8 @@ pool_worker_main(void *arg)
 			pool_complete_locked(pool, job);
 		if ((job = pool_next_locked(pool)) == NULL)
 			break;
-		void (*flush)(void *) = w->flush_gen != pool->flush_gen
-		    ? pool->flush_fn : NULL;
+		void (*flush)(void *) =
+		    w->flush_gen != pool->flush_gen ? pool->flush_fn : NULL;
 		w->flush_gen = pool->flush_gen;
 		pthread_mutex_unlock(&pool->lock);
 		if (flush != NULL && ctx != NULL)
@@ -170,9 +171,13 @@ pool_worker_main(void *arg)
 	return NULL;
 }
 
-/* Start one worker; the new thread inherits a mask blocking all signals. */
+/*
+ * Start one worker, counted in threads and starting by the caller.  The
+ * new thread inherits a mask blocking all signals.  Called without the
+ * lock: creating thousands of threads must not stall the workers.
+ */
 static int
-pool_spawn_locked(struct pool *pool)
+pool_spawn(struct pool *pool)
 {
 	struct pool_worker *w;
 	pthread_attr_t attr;
@@ -185,8 +190,9 @@ pool_spawn_locked(struct pool *pool)
 	w->pool = pool;
 	pthread_attr_init(&attr);
 	if (stack != 0)
-		pthread_attr_setstacksize(&attr,
-		    stack < (size_t)PTHREAD_STACK_MIN ? PTHREAD_STACK_MIN : stack);
+		pthread_attr_setstacksize(
+		    &attr, stack < (size_t)PTHREAD_STACK_MIN ? PTHREAD_STACK_MIN
+		                                             : stack);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&w->tid, &attr, pool_worker_main, w);
@@ -197,8 +203,6 @@ pool_spawn_locked(struct pool *pool)
 		errno = rc;
 		return -1;
 	}
-	pool->threads++;
-	pool->starting++;
 	return 0;
 }
 
@@ -240,7 +244,8 @@ pool_new(const struct pool_params *params, char *err, size_t errlen)
 	{
 		pthread_condattr_t ca;
 
-		/* Idle deadlines are monotonic: wall clock jumps don't matter. */
+		/* Idle deadlines are monotonic: wall clock jumps don't matter.
+		 */
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&pool->work, &ca);
@@ -268,27 +273,53 @@ pool_free(struct pool *pool)
 	free(pool);
 }
 
-/* Make sure enough threads will pick up what is queued. */
-static void
-pool_grow_locked(struct pool *pool)
+/*
+ * How many threads to start so that every queued job has one: counted
+ * as alive and starting at once, so that concurrent decisions agree.
+ */
+static size_t
+pool_plan_growth_locked(struct pool *pool)
 {
-	size_t ready = pool->idle + pool->starting;
+	size_t ready = pool->idle + pool->starting, n = 0;
+	size_t room = (size_t)pool->params.max_threads > pool->threads
+	                  ? (size_t)pool->params.max_threads - pool->threads
+	                  : 0;
 
-	while (pool->queued > ready &&
-	    pool->threads < (size_t)pool->params.max_threads) {
-		if (pool_spawn_locked(pool) == -1)
-			break;
-		ready++;
+	if (pool->queued > ready)
+		n = pool->queued - ready < room ? pool->queued - ready : room;
+	pool->threads += n;
+	pool->starting += n;
+	return n;
+}
+
+/* Start n planned threads; returns how many could not be started. */
+static size_t
+pool_grow(struct pool *pool, size_t n)
+{
+	size_t failed = 0;
+
+	while (n-- > 0)
+		if (pool_spawn(pool) == -1)
+			failed++;
+	if (failed > 0) {
+		pthread_mutex_lock(&pool->lock);
+		pool->threads -= failed;
+		pool->starting -= failed;
+		pthread_cond_broadcast(&pool->gone);
+		pthread_mutex_unlock(&pool->lock);
 	}
+	return failed;
 }
 
 int
 pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 {
-	struct pool_job *job, *last = NULL;
+	struct pool_job *job, *last = NULL, *prev_tail;
 	uint64_t now = pool_now_ns();
-	size_t i, wake;
+	size_t i, wake, grow;
 
+	if (n == 0)
+		return 0;
 	pool_reap(pool);
 	pthread_mutex_lock(&pool->lock);
 	if (pool->inflight + n > (size_t)pool->params.queue_limit) {
@@ -299,13 +330,10 @@ pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 		job->queued_ns = now;
 		last = job;
 	}
-	if (n == 0) {
-		pthread_mutex_unlock(&pool->lock);
-		return 0;
-	}
 	last->next = NULL;
-	if (pool->tail != NULL)
-		pool->tail->next = first;
+	prev_tail = pool->tail;
+	if (prev_tail != NULL)
+		prev_tail->next = first;
 	else
 		pool->head = first;
 	pool->tail = last;
@@ -314,17 +342,26 @@ pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 	wake = pool->idle < n ? pool->idle : n;
 	for (i = 0; i < wake; i++)
 		pthread_cond_signal(&pool->work);
-	pool_grow_locked(pool);
-	if (pool->threads == 0) {
-		/* No thread could be started: take the jobs back, refuse. */
-		pool->head = pool->tail = NULL;
-		pool->queued -= n;
-		pool->inflight -= n;
-		pthread_mutex_unlock(&pool->lock);
-		return -1;
-	}
+	grow = pool_plan_growth_locked(pool);
 	pthread_mutex_unlock(&pool->lock);
-	return 0;
+	if (grow == 0 || pool_grow(pool, grow) < grow)
+		return 0;
+	/* Not one thread could start: if none is alive, nothing would ever
+	 * run these jobs, so take them back and refuse. */
+	pthread_mutex_lock(&pool->lock);
+	if (pool->threads > 0) {
+		pthread_mutex_unlock(&pool->lock);
+		return 0;
+	}
+	pool->tail = prev_tail;
+	if (prev_tail != NULL)
+		prev_tail->next = NULL;
+	else
+		pool->head = NULL;
+	pool->queued -= n;
+	pool->inflight -= n;
+	pthread_mutex_unlock(&pool->lock);
+	return -1;
 }
 
 int
@@ -361,14 +398,17 @@ pool_drain(struct pool *pool)
 void
 pool_resize(struct pool *pool, int max_threads, int queue_limit, int idle_ms)
 {
+	size_t grow;
+
 	pthread_mutex_lock(&pool->lock);
 	pool->params.max_threads = max_threads;
 	pool->params.queue_limit = queue_limit;
 	pool->params.idle_ms = idle_ms;
 	/* Idle threads re-check the limits; extra ones exit. */
 	pthread_cond_broadcast(&pool->work);
-	pool_grow_locked(pool);
+	grow = pool_plan_growth_locked(pool);
 	pthread_mutex_unlock(&pool->lock);
+	pool_grow(pool, grow);
 }
 
 void

@@ -45,8 +45,8 @@ struct pool_stats {
 	size_t idle;    /* alive and waiting */
 };
 
-struct pool *pool_new(const struct pool_params *params, char *err,
-    size_t errlen);
+struct pool *pool_new(
+    const struct pool_params *params, char *err, size_t errlen);
 /* Wait for every thread to exit; jobs still queued are never run. */
 void pool_free(struct pool *pool);
 /*
@@ -59,8 +59,8 @@ int pool_notify_fd(const struct pool *pool);
 /* Call done() for every finished job; returns how many. */
 size_t pool_drain(struct pool *pool);
 /* New limits; extra idle threads exit, queued work is kept. */
-void pool_resize(struct pool *pool, int max_threads, int queue_limit,
-    int idle_ms);
+void pool_resize(
+    struct pool *pool, int max_threads, int queue_limit, int idle_ms);
 void pool_get_stats(struct pool *pool, struct pool_stats *stats);
 /* Ask every worker to run fn(ctx, arg) before its next job. */
 void pool_broadcast(struct pool *pool, void (*fn)(void *ctx));

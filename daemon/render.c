@@ -69,8 +69,8 @@ render_time_text(const struct fetch_timing *t, char *buf, size_t size)
 {
 	const double v[] = {t->queue, t->dns, t->connect, t->tls, t->ttfb,
 	    t->transfer, t->total};
-	static const char *const names[] = {"queue", "dns", "connect", "tls",
-	    "ttfb", "transfer", "total"};
+	static const char *const names[] = {
+	    "queue", "dns", "connect", "tls", "ttfb", "transfer", "total"};
 	size_t i, len = 0;
 
 	len += (size_t)snprintf(buf, size, ",\"time_ms\":{");
@@ -81,7 +81,8 @@ render_time_text(const struct fetch_timing *t, char *buf, size_t size)
 		    i ? "," : "", names[i], us / 1000, us % 1000);
 
 		len += (size_t)n;
-		/* 3.610 -> 3.61, 2.000 -> 2.0: the shortest form, still a real */
+		/* 3.610 -> 3.61, 2.000 -> 2.0: the shortest form, still a real
+		 */
 		while (len < size && buf[len - 1] == '0' && buf[len - 2] != '.')
 			len--;
 	}
@@ -117,8 +118,8 @@ render_result_error(const struct fetch_result *r)
 }
 
 static json_t *
-render_result_base(size_t index, const struct fetch_spec *spec,
-              const struct fetch_result *r)
+render_result_base(
+    size_t index, const struct fetch_spec *spec, const struct fetch_result *r)
 {
 	json_t *o = json_object();
 	int rc = 0;
@@ -130,18 +131,16 @@ render_result_base(size_t index, const struct fetch_spec *spec,
 	if (spec->id != NULL)
 		rc |= json_object_set(o, "id", spec->id);
 	rc |= json_object_set_new(o, "status",
-	                          r->status != 0 ? json_integer(r->status)
-	                                         : json_null());
+	    r->status != 0 ? json_integer(r->status) : json_null());
 	rc |= json_object_set_new(o, "ok", json_boolean(fetch_result_ok(r)));
 	rc |= json_object_set_new(o, "error", render_result_error(r));
 	rc |= json_object_set_new(o, "bytes", json_integer(r->bytes));
 	rc |= json_object_set_new(o, "redirects", json_integer(r->redirects));
-	rc |= json_object_set_new(o, "effective_url",
-	                          render_string(r->effective_url));
+	rc |= json_object_set_new(
+	    o, "effective_url", render_string(r->effective_url));
 	rc |= json_object_set_new(o, "remote_ip",
-	                          r->remote_ip[0] != '\0'
-	                              ? render_string(r->remote_ip)
-	                              : json_null());
+	    r->remote_ip[0] != '\0' ? render_string(r->remote_ip)
+	                            : json_null());
 	if (rc != 0) {
 		json_decref(o);
 		return NULL;
@@ -230,8 +229,7 @@ render_error_counts(const struct summary *s)
 		if (s->error_counts[e] == 0)
 			continue;
 		if (json_object_set_new(o, fetch_error_code(e),
-		                        render_count(s->error_counts[e])) !=
-		    0) {
+		        render_count(s->error_counts[e])) != 0) {
 			json_decref(o);
 			o = NULL;
 		}
@@ -278,8 +276,8 @@ render_error(const char *code, const char *message)
 
 	if (o == NULL)
 		return NULL;
-	if (json_object_set_new(o, "error",
-	                        render_error_object(code, message)) == 0)
+	if (json_object_set_new(
+	        o, "error", render_error_object(code, message)) == 0)
 		text = json_dumps(o, RENDER_DUMP_FLAGS);
 	json_decref(o);
 	return text;

@@ -45,12 +45,12 @@ struct request_defaults {
 enum request_body { BODY_JSON, BODY_LINES, BODY_SNIFF, BODY_UNSUPPORTED };
 
 static void request_fail(struct request_error *err, int status,
-                         const char *code, const char *fmt, ...)
+    const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
 request_fail(struct request_error *err, int status, const char *code,
-             const char *fmt, ...)
+    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -80,8 +80,8 @@ has_crlfnul(const char *s, size_t len)
 static bool
 url_has_userinfo(CURLU *h)
 {
-	static const CURLUPart parts[] = {CURLUPART_USER, CURLUPART_PASSWORD,
-	                                  CURLUPART_OPTIONS};
+	static const CURLUPart parts[] = {
+	    CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_OPTIONS};
 	char *part;
 	size_t i;
 
@@ -111,8 +111,8 @@ url_scheme_ok(CURLU *h)
 
 /* curl_url()'s normalised form, copied so the caller can free() it. */
 char *
-request_check_url(const char *url, enum fetch_error *error,
-                  const char **message)
+request_check_url(
+    const char *url, enum fetch_error *error, const char **message)
 {
 	char *text = NULL;
 	CURLUcode rc;
@@ -211,8 +211,8 @@ headers_check(json_t *headers, size_t *bytes)
 			return "header name is not a token";
 		if (!json_is_string(value))
 			return "header value is not a string";
-		if (!is_field_value(json_string_value(value),
-		                    json_string_length(value)))
+		if (!is_field_value(
+		        json_string_value(value), json_string_length(value)))
 			return "header value contains CR, LF, NUL or a control "
 			       "character";
 		*bytes += namelen + json_string_length(value) + 2;
@@ -267,8 +267,8 @@ item_set_url(struct fetch_spec *spec, json_t *url)
 	size_t len = json_string_length(url);
 
 	if (memchr(s, '\0', len) != NULL)
-		return item_fail(spec, FETCH_E_INVALID_URL,
-		                 "URL contains a NUL byte");
+		return item_fail(
+		    spec, FETCH_E_INVALID_URL, "URL contains a NUL byte");
 	if ((spec->url = strndup(s, len)) == NULL)
 		return item_fail(spec, FETCH_E_OTHER, "out of memory");
 	return 0;
@@ -277,7 +277,7 @@ item_set_url(struct fetch_spec *spec, json_t *url)
 /* One field of an item object; NULL or a static reason. */
 static const char *
 item_field(const struct config *cfg, struct fetch_spec *spec, const char *key,
-           size_t keylen, json_t *value, size_t *header_bytes)
+    size_t keylen, json_t *value, size_t *header_bytes)
 {
 	if (key_is(key, keylen, "url"))
 		return json_is_string(value) ? NULL
@@ -299,7 +299,7 @@ item_field(const struct config *cfg, struct fetch_spec *spec, const char *key,
  */
 static int
 item_object(const struct config *cfg, json_t *item, struct fetch_spec *spec,
-            size_t header_bytes)
+    size_t header_bytes)
 {
 	json_t *url = json_object_get(item, "url"), *value;
 	const char *key, *reason;
@@ -307,8 +307,8 @@ item_object(const struct config *cfg, json_t *item, struct fetch_spec *spec,
 
 	spec->id = json_incref(json_object_get(item, "id"));
 	if (!json_is_string(url))
-		return item_fail(spec, FETCH_E_INVALID_URL,
-		                 "item has no string \"url\"");
+		return item_fail(
+		    spec, FETCH_E_INVALID_URL, "item has no string \"url\"");
 	if (item_set_url(spec, url) == -1)
 		return -1;
 	json_object_keylen_foreach(item, key, keylen, value)
@@ -392,7 +392,7 @@ item_defaults(struct fetch_spec *spec, const struct request_defaults *d)
 /* Validate one item into spec, which starts from the request's defaults. */
 static void
 item_parse(const struct config *cfg, const struct request_defaults *d,
-           json_t *item, struct fetch_spec *spec)
+    json_t *item, struct fetch_spec *spec)
 {
 	item_defaults(spec, d);
 	if (json_is_string(item)) {
@@ -403,7 +403,7 @@ item_parse(const struct config *cfg, const struct request_defaults *d,
 			return;
 	} else {
 		item_fail(spec, FETCH_E_INVALID_URL,
-		          "item is not a URL string or object");
+		    "item is not a URL string or object");
 		return;
 	}
 	spec->target =
@@ -411,7 +411,7 @@ item_parse(const struct config *cfg, const struct request_defaults *d,
 	if (spec->target == NULL)
 		return;
 	if (headers_build(&spec->headers, d->headers,
-	                  json_object_get(item, "headers")) == -1) {
+	        json_object_get(item, "headers")) == -1) {
 		curl_slist_free_all(spec->headers);
 		spec->headers = NULL;
 		free(spec->target);
@@ -428,8 +428,8 @@ spec_new(const struct config *cfg, size_t count, struct request_error *err)
 
 	if (count > (size_t)cfg->max_urls) {
 		request_fail(err, 413, "too_many_urls",
-		             "%zu URLs given; at most %d are allowed", count,
-		             cfg->max_urls);
+		    "%zu URLs given; at most %d are allowed", count,
+		    cfg->max_urls);
 		return NULL;
 	}
 	if ((spec = calloc(1, sizeof(*spec))) == NULL)
@@ -447,7 +447,7 @@ fail:
 
 static struct request_spec *
 items_parse(const struct config *cfg, const struct request_defaults *d,
-            json_t *urls, struct request_error *err)
+    json_t *urls, struct request_error *err)
 {
 	struct request_spec *spec;
 	size_t i;
@@ -464,7 +464,7 @@ static const char request_unknown_field[] = "unknown field";
 /* One request-level field of the object form; NULL or a reason. */
 static const char *
 envelope_field(const struct config *cfg, const char *key, size_t keylen,
-               json_t *value, struct request_defaults *d, json_t **urls)
+    json_t *value, struct request_defaults *d, json_t **urls)
 {
 	if (key_is(key, keylen, "urls")) {
 		*urls = value;
@@ -490,16 +490,16 @@ envelope_field(const struct config *cfg, const char *key, size_t keylen,
 /* The message names the field; the shared reasons mostly do already. */
 static void
 envelope_fail(struct request_error *err, const char *key, size_t keylen,
-              const char *reason)
+    const char *reason)
 {
 	int n = keylen > 64 ? 64 : (int)keylen;
 
 	if (reason == request_unknown_field)
 		request_fail(err, 400, "invalid_request",
-		             "unknown field \"%.*s\"", n, key);
+		    "unknown field \"%.*s\"", n, key);
 	else if (reason[0] != '"') /* "header name is not a token" */
 		request_fail(err, 400, "invalid_request", "\"%.*s\": %s", n,
-		             key, reason);
+		    key, reason);
 	else
 		request_fail(err, 400, "invalid_request", "%s", reason);
 }
@@ -507,8 +507,7 @@ envelope_fail(struct request_error *err, const char *key, size_t keylen,
 /* The request as a whole: a bare array, or an object around "urls". */
 static int
 envelope_parse(const struct config *cfg, json_t *root,
-               struct request_defaults *d, json_t **urls,
-               struct request_error *err)
+    struct request_defaults *d, json_t **urls, struct request_error *err)
 {
 	const char *key, *reason;
 	size_t keylen;
@@ -520,7 +519,7 @@ envelope_parse(const struct config *cfg, json_t *root,
 	}
 	if (!json_is_object(root)) {
 		request_fail(err, 400, "invalid_request",
-		             "the body is not a JSON array or object");
+		    "the body is not a JSON array or object");
 		return -1;
 	}
 	json_object_keylen_foreach(root, key, keylen, value)
@@ -533,7 +532,7 @@ envelope_parse(const struct config *cfg, json_t *root,
 	}
 	if (*urls == NULL) {
 		request_fail(err, 400, "invalid_request",
-		             "the object has no \"urls\" array");
+		    "the object has no \"urls\" array");
 		return -1;
 	}
 	return 0;
@@ -541,10 +540,10 @@ envelope_parse(const struct config *cfg, json_t *root,
 
 static struct request_spec *
 request_parse_json(const struct config *cfg, const char *body, size_t len,
-                   struct request_error *err)
+    struct request_error *err)
 {
-	struct request_defaults d = {cfg->timeout_ms, cfg->follow_redirects,
-	                             FETCH_GET, NULL, 0};
+	struct request_defaults d = {
+	    cfg->timeout_ms, cfg->follow_redirects, FETCH_GET, NULL, 0};
 	struct request_spec *spec = NULL;
 	json_t *root, *urls = NULL;
 	json_error_t jerr;
@@ -558,12 +557,11 @@ request_parse_json(const struct config *cfg, const char *body, size_t len,
 	root = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (root == NULL) {
 		if (json_error_code(&jerr) == json_error_out_of_memory)
-			request_fail(err, 500, "internal",
-			             "out of memory");
+			request_fail(err, 500, "internal", "out of memory");
 		else
 			request_fail(err, 400, "invalid_json",
-			             "invalid JSON: %s at line %d column %d",
-			             jerr.text, jerr.line, jerr.column);
+			    "invalid JSON: %s at line %d column %d", jerr.text,
+			    jerr.line, jerr.column);
 		return NULL;
 	}
 	if (envelope_parse(cfg, root, &d, &urls, err) == 0)
@@ -575,7 +573,7 @@ request_parse_json(const struct config *cfg, const char *body, size_t len,
 /* The next line from *pos, trimmed of blanks and CR; false at the end. */
 static bool
 line_next(const char *body, size_t len, size_t *pos, const char **line,
-          size_t *linelen)
+    size_t *linelen)
 {
 	const char *s = body + *pos, *nl;
 	size_t n;
@@ -587,8 +585,8 @@ line_next(const char *body, size_t len, size_t *pos, const char **line,
 	*pos += n + 1;
 	while (n > 0 && (*s == ' ' || *s == '\t'))
 		s++, n--;
-	while (n > 0 &&
-	       (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+	while (
+	    n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
 		n--;
 	*line = s;
 	*linelen = n;
@@ -604,7 +602,7 @@ line_is_item(const char *line, size_t len)
 
 static void
 line_parse(const struct config *cfg, const struct request_defaults *d,
-           const char *line, size_t len, struct fetch_spec *spec)
+    const char *line, size_t len, struct fetch_spec *spec)
 {
 	json_t *url;
 
@@ -620,10 +618,10 @@ line_parse(const struct config *cfg, const struct request_defaults *d,
 
 static struct request_spec *
 request_parse_lines(const struct config *cfg, const char *body, size_t len,
-                    struct request_error *err)
+    struct request_error *err)
 {
-	struct request_defaults d = {cfg->timeout_ms, cfg->follow_redirects,
-	                             FETCH_GET, NULL, 0};
+	struct request_defaults d = {
+	    cfg->timeout_ms, cfg->follow_redirects, FETCH_GET, NULL, 0};
 	struct request_spec *spec;
 	size_t pos = 0, count = 0, linelen, i = 0;
 	const char *line;
@@ -681,7 +679,7 @@ request_sniff_json(const char *body, size_t len)
 
 struct request_spec *
 request_parse(const struct config *cfg, const char *content_type,
-              const char *body, size_t len, struct request_error *err)
+    const char *body, size_t len, struct request_error *err)
 {
 	if (body == NULL) /* an empty body may come without a buffer */
 		body = "", len = 0;
@@ -695,8 +693,7 @@ request_parse(const struct config *cfg, const char *content_type,
 			return request_parse_json(cfg, body, len, err);
 		return request_parse_lines(cfg, body, len, err);
 	default:
-		request_fail(
-		    err, 415, "unsupported_media_type",
+		request_fail(err, 415, "unsupported_media_type",
 		    "Content-Type must be application/json or text/plain");
 		return NULL;
 	}

@@ -40,7 +40,7 @@ void request_spec_free(struct request_spec *spec);
  * https only.  Returns the normalised URL (heap) or NULL with *error and
  * *message set.
  */
-char *request_check_url(const char *url, enum fetch_error *error,
-    const char **message);
+char *request_check_url(
+    const char *url, enum fetch_error *error, const char **message);
 
 #endif

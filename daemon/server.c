@@ -42,11 +42,11 @@
 #include "request.h"
 #include "server.h"
 
-#define SERVER_MAX_LISTEN 16
-#define REQUEST_ID_MAX    64
-#define SERVER_BACKLOG    1024
+#define SERVER_MAX_LISTEN     16
+#define REQUEST_ID_MAX        64
+#define SERVER_BACKLOG        1024
 #define SERVER_DEFER_ACCEPT_S 5
-#define SERVER_MAX_HEADERS (64 * 1024)
+#define SERVER_MAX_HEADERS    (64 * 1024)
 
 struct server {
 	struct event_base *base;
@@ -79,8 +79,8 @@ struct server_req {
 	struct evhttp_connection *evcon; /* NULL once the client is gone */
 	struct batch *batch;
 	struct event *watch; /* readable client socket: gone or pipelining */
-	bool stream;  /* NDJSON lines in completion order */
-	bool started; /* the chunked reply has begun */
+	bool stream;         /* NDJSON lines in completion order */
+	bool started;        /* the chunked reply has begun */
 };
 
 static const char *
@@ -120,7 +120,7 @@ server_log_call(struct server *s, const struct server_call *c, int status,
 	if (!s->cfg->access_log)
 		return;
 	log_info("access client=%s method=%s path=%s status=%d urls=%zu ok=%zu "
-		 "failed=%zu elapsed_ms=%.1f id=%s",
+	         "failed=%zu elapsed_ms=%.1f id=%s",
 	    c->client, c->method, c->path, status, b ? batch_count(b) : 0,
 	    sum ? sum->ok : 0, sum ? sum->failed : 0,
 	    (double)(pool_now_ns() - c->start_ns) / 1e6, c->id);
@@ -292,10 +292,10 @@ server_on_batch_done(struct batch *batch, void *arg)
 			server_stream_start(sr);
 		server_finish_stream(sr);
 	} else if ((buf = evbuffer_new()) != NULL &&
-	    batch_write(batch, server_emit, buf) == 0) {
+	           batch_write(batch, server_emit, buf) == 0) {
 		/* Even for a client that is gone: send_reply frees req. */
-		server_reply(sr->server, &sr->call, 200, "application/json", buf,
-		    batch);
+		server_reply(
+		    sr->server, &sr->call, 200, "application/json", buf, batch);
 		evbuffer_free(buf);
 	} else {
 		if (buf != NULL)
@@ -355,8 +355,8 @@ server_wants_stream(struct evhttp_request *req)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *query = evhttp_uri_get_query(uri);
-	const char *accept = evhttp_find_header(
-	    evhttp_request_get_input_headers(req), "Accept");
+	const char *accept =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
 	struct evkeyvalq params;
 	const char *v;
 	bool stream = false;
@@ -396,8 +396,8 @@ server_parse(struct server *s, struct server_call *c)
 static void
 server_overloaded(struct server *s, struct server_call *c)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(c->req),
-	    "Retry-After", "1");
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(c->req), "Retry-After", "1");
 	server_reply_error(s, c, 503, "overloaded",
 	    "the worker queue has no room for this request; retry later");
 }
@@ -433,8 +433,8 @@ server_fetch(struct server *s, struct server_call *c)
 	evhttp_connection_set_closecb(sr->evcon, server_on_close, sr);
 	server_watch_client(s, sr);
 	if (batch_start(sr->batch, s->pool,
-		c->start_ns + (uint64_t)s->cfg->request_timeout_ms * 1000000u) ==
-	    -1) {
+	        c->start_ns +
+	            (uint64_t)s->cfg->request_timeout_ms * 1000000u) == -1) {
 		evhttp_connection_set_closecb(sr->evcon, NULL, NULL);
 		server_req_free(sr);
 		server_overloaded(s, c);
@@ -442,13 +442,13 @@ server_fetch(struct server *s, struct server_call *c)
 }
 
 static void
-server_method_not_allowed(struct server *s, struct server_call *c,
-    const char *allow)
+server_method_not_allowed(
+    struct server *s, struct server_call *c, const char *allow)
 {
 	char msg[96];
 
-	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Allow",
-	    allow);
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(c->req), "Allow", allow);
 	snprintf(msg, sizeof(msg), "method %s not allowed; use %s", c->method,
 	    allow);
 	server_reply_error(s, c, 405, "method_not_allowed", msg);
@@ -468,7 +468,7 @@ server_token_ok(const char *want, const char *header)
 	diff = hlen != wlen;
 	for (i = 0; i < hlen; i++)
 		diff |= (unsigned char)header[i] ^
-		    (unsigned char)want[wlen ? i % wlen : 0];
+		        (unsigned char)want[wlen ? i % wlen : 0];
 	return diff == 0;
 }
 
@@ -479,14 +479,14 @@ server_authorized(struct server *s, struct server_call *c)
 
 	if (s->cfg->auth_token == NULL || s->cfg->auth_token[0] == '\0')
 		return true;
-	auth = evhttp_find_header(evhttp_request_get_input_headers(c->req),
-	    "Authorization");
+	auth = evhttp_find_header(
+	    evhttp_request_get_input_headers(c->req), "Authorization");
 	if (server_token_ok(s->cfg->auth_token, auth))
 		return true;
 	evhttp_add_header(evhttp_request_get_output_headers(c->req),
 	    "WWW-Authenticate", "Bearer");
-	server_reply_error(s, c, 401, "unauthorized",
-	    "missing or wrong bearer token");
+	server_reply_error(
+	    s, c, 401, "unauthorized", "missing or wrong bearer token");
 	return false;
 }
 
@@ -548,7 +548,7 @@ server_request_id(struct server *s, struct server_call *c)
 
 	if (len > 0 && len <= REQUEST_ID_MAX &&
 	    strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			  "0123456789._-") == len) {
+	                  "0123456789._-") == len) {
 		memcpy(c->id, given, len + 1);
 		return;
 	}
@@ -557,12 +557,13 @@ server_request_id(struct server *s, struct server_call *c)
 }
 
 static void
-server_call_init(struct server *s, struct server_call *c,
-    struct evhttp_request *req)
+server_call_init(
+    struct server *s, struct server_call *c, struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	const char *path =
+	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 
 	memset(c, 0, sizeof(*c));
 	c->req = req;
@@ -633,7 +634,8 @@ static void
 server_apply_limits(struct server *s)
 {
 	/* Backstop only: refuses an oversized body while it is read. */
-	evhttp_set_max_body_size(s->http, (ev_ssize_t)s->cfg->max_request_bytes);
+	evhttp_set_max_body_size(
+	    s->http, (ev_ssize_t)s->cfg->max_request_bytes);
 	evhttp_set_max_headers_size(s->http, SERVER_MAX_HEADERS);
 	{
 		struct timeval tv = {s->cfg->client_timeout_ms / 1000,
@@ -653,8 +655,8 @@ server_bind(struct server *s, char *err, size_t errlen)
 	    .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST};
 	struct evutil_addrinfo *ai = NULL;
 	struct evconnlistener *l = NULL;
-	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-	    LEV_OPT_CLOSE_ON_EXEC;
+	unsigned flags =
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
 	char port[8];
 	int rc;
 
@@ -680,8 +682,8 @@ server_bind(struct server *s, char *err, size_t errlen)
 }
 
 static int
-server_listen(struct server *s, const int *fds, size_t nfds, char *err,
-    size_t errlen)
+server_listen(
+    struct server *s, const int *fds, size_t nfds, char *err, size_t errlen)
 {
 	struct evhttp_bound_socket *b;
 	size_t i;

@@ -10,8 +10,9 @@ PACKAGES=(gcc make autoconf automake pkg-config libevent-dev
 	libcurl4-openssl-dev libconfig-dev libjansson-dev check libsystemd-dev
 	ca-certificates)
 # What the test suite drives: the client (curl, jq), the integration
-# suite (python3), systemd's tools, strace, nginx, promtool.
-TEST_PACKAGES=(python3 curl jq systemd strace nginx prometheus)
+# suite (python3), systemd's tools, strace, nginx, promtool, and the
+# style gate (clang-format).
+TEST_PACKAGES=(python3 curl jq systemd strace nginx prometheus clang-format)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -35,8 +35,8 @@ write_file(const char *name, const char *text, char *path, size_t len)
 
 /* Load text as a config file; path receives the file's name. */
 static struct config *
-load_text(const char *text, char *path, size_t pathlen, char *err,
-          size_t errlen)
+load_text(
+    const char *text, char *path, size_t pathlen, char *err, size_t errlen)
 {
 	write_file("test.conf", text, path, pathlen);
 	return config_load(path, err, errlen);
@@ -68,8 +68,8 @@ load_fails_with(const char *text, const char *suffix)
 	snprintf(want, sizeof(want), "%s%s", path, suffix);
 	hit = strstr(err, want);
 	ck_assert_msg(hit != NULL, "want \"%s\" in \"%s\"", want, err);
-	ck_assert_msg(hit == err || hit[-1] == '\n', "not a line start: %s",
-	              err);
+	ck_assert_msg(
+	    hit == err || hit[-1] == '\n', "not a line start: %s", err);
 	hit += strlen(want);
 	ck_assert_msg(*hit == '\0' || *hit == '\n', "not a line end: %s", err);
 }
@@ -79,7 +79,7 @@ check_defaults(const struct config *cfg)
 {
 	ck_assert_str_eq(cfg->listen_address, "127.0.0.1");
 	ck_assert_int_eq(cfg->listen_port, 8080);
-	ck_assert_int_eq(cfg->threads, 64);
+	ck_assert_int_eq(cfg->threads, 256);
 	ck_assert_int_eq(cfg->queue_limit, 10000);
 	ck_assert_int_eq(cfg->idle_ms, 10000);
 	ck_assert_int_eq(cfg->max_urls, 1000);
@@ -297,164 +297,164 @@ static const struct {
     {"listen = { port = 80; bogus = 1; };", ":1: listen.bogus: unknown key"},
     {"\n\nworkers = {\n  thread = 4;\n};", ":4: workers.thread: unknown key"},
     {"security = { deny = [ \"1.2.3.4\" ]; };",
-     ":1: security.deny: unknown key"},
+        ":1: security.deny: unknown key"},
     {"log = { level = \"info\"; sub = { a = 1; }; };",
-     ":1: log.sub: unknown key"},
+        ":1: log.sub: unknown key"},
     {"metrics = { enabled = true; };", ":1: metrics: unknown group"},
     {"port = 8080;", ":1: port: unknown key"},
     {"\nlisten = 8080;", ":2: listen: expected a group, got an integer"},
     {"fetch = [ 1 ];", ":1: fetch: expected a group, got an array"},
     /* wrong types */
     {"listen = { port = \"8080\"; };",
-     ":1: listen.port: expected an integer, got a string"},
+        ":1: listen.port: expected an integer, got a string"},
     {"listen = { port = 8080.0; };",
-     ":1: listen.port: expected an integer, got a float"},
+        ":1: listen.port: expected an integer, got a float"},
     {"listen = { address = 127; };",
-     ":1: listen.address: expected a string, got an integer"},
+        ":1: listen.address: expected a string, got an integer"},
     {"workers = { threads = true; };",
-     ":1: workers.threads: expected an integer, got a boolean"},
+        ":1: workers.threads: expected an integer, got a boolean"},
     {"workers = { queue_limit = [ 1 ]; };",
-     ":1: workers.queue_limit: expected an integer, got an array"},
+        ":1: workers.queue_limit: expected an integer, got an array"},
     {"fetch = { timeout_ms = 1.0000000000000000000000000000000000000000000"
      "0000000000000000000001; };",
-     ":1: fetch.timeout_ms: expected an integer, got a float"},
+        ":1: fetch.timeout_ms: expected an integer, got a float"},
     {"workers = { idle_ms = 1e3; };",
-     ":1: workers.idle_ms: expected an integer, got a float"},
+        ":1: workers.idle_ms: expected an integer, got a float"},
     {"limits = { max_urls = \"10\"; };",
-     ":1: limits.max_urls: expected an integer, got a string"},
+        ":1: limits.max_urls: expected an integer, got a string"},
     {"limits = { max_request_bytes = 1.5; };",
-     ":1: limits.max_request_bytes: expected an integer, got a float"},
+        ":1: limits.max_request_bytes: expected an integer, got a float"},
     {"limits = { max_response_bytes = {}; };",
-     ":1: limits.max_response_bytes: expected an integer, got a group"},
+        ":1: limits.max_response_bytes: expected an integer, got a group"},
     {"limits = { request_timeout_ms = false; };",
-     ":1: limits.request_timeout_ms: expected an integer, got a boolean"},
+        ":1: limits.request_timeout_ms: expected an integer, got a boolean"},
     {"fetch = { timeout_ms = \"1s\"; };",
-     ":1: fetch.timeout_ms: expected an integer, got a string"},
+        ":1: fetch.timeout_ms: expected an integer, got a string"},
     {"fetch = { connect_timeout_ms = 0.5; };",
-     ":1: fetch.connect_timeout_ms: expected an integer, got a float"},
+        ":1: fetch.connect_timeout_ms: expected an integer, got a float"},
     {"fetch = { follow_redirects = 1; };",
-     ":1: fetch.follow_redirects: expected a boolean, got an integer"},
+        ":1: fetch.follow_redirects: expected a boolean, got an integer"},
     {"fetch = { max_redirects = \"5\"; };",
-     ":1: fetch.max_redirects: expected an integer, got a string"},
+        ":1: fetch.max_redirects: expected an integer, got a string"},
     {"fetch = { user_agent = true; };",
-     ":1: fetch.user_agent: expected a string, got a boolean"},
+        ":1: fetch.user_agent: expected a string, got a boolean"},
     {"fetch = { verify_tls = \"yes\"; };",
-     ":1: fetch.verify_tls: expected a boolean, got a string"},
+        ":1: fetch.verify_tls: expected a boolean, got a string"},
     {"security = { auth_token = 42; };",
-     ":1: security.auth_token: expected a string, got an integer"},
+        ":1: security.auth_token: expected a string, got an integer"},
     {"security = { auth_token_file = [ \"a\" ]; };",
-     ":1: security.auth_token_file: expected a string, got an array"},
+        ":1: security.auth_token_file: expected a string, got an array"},
     {"security = { allow_clients = \"10.0.0.0/8\"; };",
-     ":1: security.allow_clients: expected an array of CIDR strings, got "
-     "a string"},
+        ":1: security.allow_clients: expected an array of CIDR strings, got "
+        "a string"},
     {"security = { deny_targets = {}; };",
-     ":1: security.deny_targets: expected an array of CIDR strings, got a "
-     "group"},
+        ":1: security.deny_targets: expected an array of CIDR strings, got a "
+        "group"},
     {"security = { allow_targets = ( \"10.0.0.0/8\",\n 7 ); };",
-     ":2: security.allow_targets[1]: expected a CIDR string, got an "
-     "integer"},
+        ":2: security.allow_targets[1]: expected a CIDR string, got an "
+        "integer"},
     {"log = { level = 3; };", ":1: log.level: expected a string, got an "
                               "integer"},
     {"log = { access_log = \"no\"; };",
-     ":1: log.access_log: expected a boolean, got a string"},
+        ":1: log.access_log: expected a boolean, got a string"},
     /* out of range, below and above */
     {"listen = { port = 0; };", ":1: listen.port: 0 is out of range "
                                 "(1..65535)"},
     {"listen = { port = 65536; };",
-     ":1: listen.port: 65536 is out of range (1..65535)"},
+        ":1: listen.port: 65536 is out of range (1..65535)"},
     {"listen = { port = 4294975376; };",
-     ":1: listen.port: 4294975376 is out of range (1..65535)"},
+        ":1: listen.port: 4294975376 is out of range (1..65535)"},
     {"listen = { port = -8080; };",
-     ":1: listen.port: -8080 is out of range (1..65535)"},
+        ":1: listen.port: -8080 is out of range (1..65535)"},
     {"workers = { threads = 0; };",
-     ":1: workers.threads: 0 is out of range (1..10000)"},
+        ":1: workers.threads: 0 is out of range (1..10000)"},
     {"workers = { threads = 10001; };",
-     ":1: workers.threads: 10001 is out of range (1..10000)"},
+        ":1: workers.threads: 10001 is out of range (1..10000)"},
     {"workers = { queue_limit = 0; };",
-     ":1: workers.queue_limit: 0 is out of range (1..1000000)"},
+        ":1: workers.queue_limit: 0 is out of range (1..1000000)"},
     {"workers = { queue_limit = 1000001; };",
-     ":1: workers.queue_limit: 1000001 is out of range (1..1000000)"},
+        ":1: workers.queue_limit: 1000001 is out of range (1..1000000)"},
     {"workers = { idle_ms = -1; };",
-     ":1: workers.idle_ms: -1 is out of range (0..3600000)"},
+        ":1: workers.idle_ms: -1 is out of range (0..3600000)"},
     {"workers = { idle_ms = 3600001; };",
-     ":1: workers.idle_ms: 3600001 is out of range (0..3600000)"},
+        ":1: workers.idle_ms: 3600001 is out of range (0..3600000)"},
     {"limits = { max_urls = 0; };",
-     ":1: limits.max_urls: 0 is out of range (1..1000000)"},
+        ":1: limits.max_urls: 0 is out of range (1..1000000)"},
     {"limits = { max_urls = 1000001; };",
-     ":1: limits.max_urls: 1000001 is out of range (1..1000000)"},
+        ":1: limits.max_urls: 1000001 is out of range (1..1000000)"},
     {"limits = { max_request_bytes = 0; };",
-     ":1: limits.max_request_bytes: 0 is out of range (1..1073741824)"},
+        ":1: limits.max_request_bytes: 0 is out of range (1..1073741824)"},
     {"limits = { max_request_bytes = 1073741825; };",
-     ":1: limits.max_request_bytes: 1073741825 is out of range "
-     "(1..1073741824)"},
+        ":1: limits.max_request_bytes: 1073741825 is out of range "
+        "(1..1073741824)"},
     {"limits = { max_response_bytes = -1; };",
-     ":1: limits.max_response_bytes: -1 is out of range (0..1099511627776)"},
+        ":1: limits.max_response_bytes: -1 is out of range (0..1099511627776)"},
     {"limits = { max_response_bytes = 1099511627777; };",
-     ":1: limits.max_response_bytes: 1099511627777 is out of range "
-     "(0..1099511627776)"},
+        ":1: limits.max_response_bytes: 1099511627777 is out of range "
+        "(0..1099511627776)"},
     {"limits = { client_timeout_ms = 99; };",
-     ":1: limits.client_timeout_ms: 99 is out of range (100..3600000)"},
+        ":1: limits.client_timeout_ms: 99 is out of range (100..3600000)"},
     {"listen = { reuse_port = 1; };",
-     ":1: listen.reuse_port: expected a boolean, got an integer"},
+        ":1: listen.reuse_port: expected a boolean, got an integer"},
     {"limits = { request_timeout_ms = 0; };",
-     ":1: limits.request_timeout_ms: 0 is out of range (1..3600000)"},
+        ":1: limits.request_timeout_ms: 0 is out of range (1..3600000)"},
     {"limits = { request_timeout_ms = 3600001; };",
-     ":1: limits.request_timeout_ms: 3600001 is out of range "
-     "(1..3600000)"},
+        ":1: limits.request_timeout_ms: 3600001 is out of range "
+        "(1..3600000)"},
     {"fetch = { timeout_ms = 0; };",
-     ":1: fetch.timeout_ms: 0 is out of range (1..3600000)"},
+        ":1: fetch.timeout_ms: 0 is out of range (1..3600000)"},
     {"fetch = { timeout_ms = 3600001; };",
-     ":1: fetch.timeout_ms: 3600001 is out of range (1..3600000)"},
+        ":1: fetch.timeout_ms: 3600001 is out of range (1..3600000)"},
     {"fetch = { connect_timeout_ms = 0; };",
-     ":1: fetch.connect_timeout_ms: 0 is out of range (1..600000)"},
+        ":1: fetch.connect_timeout_ms: 0 is out of range (1..600000)"},
     {"fetch = { connect_timeout_ms = 600001; };",
-     ":1: fetch.connect_timeout_ms: 600001 is out of range (1..600000)"},
+        ":1: fetch.connect_timeout_ms: 600001 is out of range (1..600000)"},
     {"fetch = { max_redirects = -1; };",
-     ":1: fetch.max_redirects: -1 is out of range (0..50)"},
+        ":1: fetch.max_redirects: -1 is out of range (0..50)"},
     {"fetch = { max_redirects = 51; };",
-     ":1: fetch.max_redirects: 51 is out of range (0..50)"},
+        ":1: fetch.max_redirects: 51 is out of range (0..50)"},
     /* max_urls must fit an idle pool; named at whichever key was set */
     {"workers = { queue_limit = 10; };\nlimits = { max_urls = 11; };",
-     ":2: limits.max_urls: 11 is above workers.queue_limit (10)"},
+        ":2: limits.max_urls: 11 is above workers.queue_limit (10)"},
     {"\nworkers = { queue_limit = 999; };",
-     ":2: limits.max_urls: 1000 is above workers.queue_limit (999)"},
+        ":2: limits.max_urls: 1000 is above workers.queue_limit (999)"},
     {"limits = { max_urls = 10001; };",
-     ":1: limits.max_urls: 10001 is above workers.queue_limit (10000)"},
+        ":1: limits.max_urls: 10001 is above workers.queue_limit (10000)"},
     /* values that parse but mean nothing */
     {"security = { deny_targets = [ \"10.0.0.0/8\",\n  \"1.2.3.4/33\" ]; };",
-     ":2: security.deny_targets[1]: \"1.2.3.4/33\": prefix length must be "
-     "0 to 32"},
+        ":2: security.deny_targets[1]: \"1.2.3.4/33\": prefix length must be "
+        "0 to 32"},
     {"security = { allow_clients = [ \"abc\" ]; };",
-     ":1: security.allow_clients[0]: \"abc\": not an IPv4 or IPv6 "
-     "address"},
+        ":1: security.allow_clients[0]: \"abc\": not an IPv4 or IPv6 "
+        "address"},
     {"security = { allow_targets = [ \"::/129\" ]; };",
-     ":1: security.allow_targets[0]: \"::/129\": prefix length must be 0 "
-     "to 128"},
+        ":1: security.allow_targets[0]: \"::/129\": prefix length must be 0 "
+        "to 128"},
     {"security = { deny_targets = [ \"\" ]; };",
-     ":1: security.deny_targets[0]: \"\": empty network"},
+        ":1: security.deny_targets[0]: \"\": empty network"},
     {"listen = { address = \"localhost\"; };",
-     ":1: listen.address: \"localhost\" is not an IPv4 or IPv6 address"},
+        ":1: listen.address: \"localhost\" is not an IPv4 or IPv6 address"},
     {"listen = { address = \"1.2.3.256\"; };",
-     ":1: listen.address: \"1.2.3.256\" is not an IPv4 or IPv6 address"},
+        ":1: listen.address: \"1.2.3.256\" is not an IPv4 or IPv6 address"},
     {"listen = { address = \"\"; };",
-     ":1: listen.address: \"\" is not an IPv4 or IPv6 address"},
+        ":1: listen.address: \"\" is not an IPv4 or IPv6 address"},
     {"log = { level = \"verbose\"; };",
-     ":1: log.level: unknown level \"verbose\" (want error, warn, info or "
-     "debug)"},
+        ":1: log.level: unknown level \"verbose\" (want error, warn, info or "
+        "debug)"},
     {"fetch = { user_agent = \"a\\r\\nX-Evil: 1\"; };",
-     ":1: fetch.user_agent: must not contain control characters"},
+        ":1: fetch.user_agent: must not contain control characters"},
     {"security = { auth_token = \"two words\"; };",
-     ":1: security.auth_token: must be printable ASCII without spaces"},
+        ":1: security.auth_token: must be printable ASCII without spaces"},
     /* the file itself */
     {"listen = {\n  port = = 80;\n};", ":2: syntax error: syntax error"},
     {"listen = { port = 80; }\nlog = {", ":2: syntax error: syntax error"},
     {"log = { level = \"info\"; };\n/* log = { level = \"debug\"; };",
-     ":2: syntax error: unterminated comment"},
+        ":2: syntax error: unterminated comment"},
     {"fetch = { user_agent = \"abc\" \"de; };",
-     ":1: syntax error: unterminated string"},
+        ":1: syntax error: unterminated string"},
     {"\n\nlimits = { max_response_bytes = 99999999999999999999; };",
-     ":3: syntax error: integer 99999999999999999999 does not fit in 64 "
-     "bits"},
+        ":3: syntax error: integer 99999999999999999999 does not fit in 64 "
+        "bits"},
 };
 
 START_TEST(error_cases)
@@ -470,9 +470,9 @@ START_TEST(missing_file)
 	snprintf(path, sizeof(path), "%s/no-such.conf", tmpdir);
 	ck_assert_ptr_null(config_load(path, err, sizeof(err)));
 	snprintf(want, sizeof(want),
-	         "%s: cannot read: No such file or "
-	         "directory",
-	         path);
+	    "%s: cannot read: No such file or "
+	    "directory",
+	    path);
 	ck_assert_str_eq(err, want);
 	ck_assert_ptr_null(config_load(tmpdir, err, sizeof(err)));
 	ck_assert_ptr_nonnull(strstr(err, ": cannot read: Is a directory"));
@@ -491,7 +491,7 @@ START_TEST(all_errors_reported_together)
 	                             "security = { deny_targets = [ \"x\",\n"
 	                             "  \"y\" ]; };\n"
 	                             "log = { level = \"loud\"; };\n",
-	                             path, sizeof(path), err, sizeof(err)));
+	    path, sizeof(path), err, sizeof(err)));
 	for (p = err; p != NULL; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
 		n++;
 	ck_assert_msg(n == 6, "want 6 lines: %s", err);
@@ -518,7 +518,7 @@ START_TEST(errors_truncate_safely)
 	memset(err, 'x', sizeof(err));
 	ck_assert_ptr_null(load_text("listen = { port = 0; address = \"\"; };\n"
 	                             "log = { level = \"loud\"; };\n",
-	                             path, sizeof(path), err, sizeof(err)));
+	    path, sizeof(path), err, sizeof(err)));
 	ck_assert_uint_lt(strlen(err), sizeof(err));
 	ck_assert_ptr_null(
 	    load_text("bogus = {};", path, sizeof(path), NULL, 0));
@@ -533,14 +533,14 @@ load_with_token_file(const char *token, char *err, size_t errlen)
 
 	write_file("token", token, tpath, sizeof(tpath));
 	snprintf(text, sizeof(text),
-	         "security = {\n  auth_token_file = \"%s\";\n};\n", tpath);
+	    "security = {\n  auth_token_file = \"%s\";\n};\n", tpath);
 	return load_text(text, cpath, sizeof(cpath), err, errlen);
 }
 
 START_TEST(token_file_read_and_stripped)
 {
-	static const char *const forms[] = {"s3cret\n", "s3cret", "s3cret\r\n",
-	                                    "s3cret\n\n"};
+	static const char *const forms[] = {
+	    "s3cret\n", "s3cret", "s3cret\r\n", "s3cret\n\n"};
 	struct config *cfg;
 	char err[1024];
 	size_t i;
@@ -568,18 +568,17 @@ START_TEST(token_file_errors)
 	ck_assert_ptr_null(strstr(err, "a b"));
 
 	snprintf(want, sizeof(want),
-	         "security = { auth_token_file = \"%s/absent\"; };", tmpdir);
+	    "security = { auth_token_file = \"%s/absent\"; };", tmpdir);
 	ck_assert_ptr_null(
 	    load_text(want, path, sizeof(path), err, sizeof(err)));
-	snprintf(
-	    want, sizeof(want),
+	snprintf(want, sizeof(want),
 	    "%s:1: security.auth_token_file: cannot read \"%s/absent\": No "
 	    "such file or directory",
 	    path, tmpdir);
 	ck_assert_str_eq(err, want);
 
 	snprintf(want, sizeof(want),
-	         "security = { auth_token_file = \"%s\"; };", tmpdir);
+	    "security = { auth_token_file = \"%s\"; };", tmpdir);
 	ck_assert_ptr_null(
 	    load_text(want, path, sizeof(path), err, sizeof(err)));
 	ck_assert_ptr_nonnull(strstr(err, ": not a regular file"));
@@ -603,9 +602,9 @@ START_TEST(token_and_token_file_both_set)
 
 	write_file("token", "abc\n", tpath, sizeof(tpath));
 	snprintf(text, sizeof(text),
-	         "security = { auth_token = \"xyz\";\n"
-	         "  auth_token_file = \"%s\"; };\n",
-	         tpath);
+	    "security = { auth_token = \"xyz\";\n"
+	    "  auth_token_file = \"%s\"; };\n",
+	    tpath);
 	load_fails_with(text, ":2: security.auth_token_file: cannot be set "
 	                      "together with security.auth_token");
 }
@@ -643,8 +642,8 @@ START_TEST(refcount_threads)
 	int i;
 
 	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(pthread_create(&t[i], NULL, ref_storm, cfg),
-		                 0);
+		ck_assert_int_eq(
+		    pthread_create(&t[i], NULL, ref_storm, cfg), 0);
 	for (i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
 	ck_assert_int_eq(cfg->refs, 1);
@@ -671,8 +670,8 @@ config_suite(void)
 	tcase_add_test(values, lists_and_arrays);
 	suite_add_tcase(s, values);
 
-	tcase_add_loop_test(errs, error_cases, 0,
-	                    sizeof(errors) / sizeof(errors[0]));
+	tcase_add_loop_test(
+	    errs, error_cases, 0, sizeof(errors) / sizeof(errors[0]));
 	tcase_add_test(errs, missing_file);
 	tcase_add_test(errs, all_errors_reported_together);
 	tcase_add_test(errs, errors_truncate_safely);
@@ -719,7 +718,7 @@ main(void)
 	int failed;
 
 	snprintf(tmpdir, sizeof(tmpdir), "%s/test_config.XXXXXX",
-	         base != NULL && base[0] != '\0' ? base : "/tmp");
+	    base != NULL && base[0] != '\0' ? base : "/tmp");
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return EXIT_FAILURE;

@@ -105,8 +105,8 @@ START_TEST(curl_codes_map_to_api_codes)
 
 	ck_assert_ptr_null(fetch_error_code(fetch_error_from_curl(CURLE_OK)));
 	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		ck_assert_str_eq(fetch_error_code(fetch_error_from_curl(
-				     map[i].code)),
+		ck_assert_str_eq(
+		    fetch_error_code(fetch_error_from_curl(map[i].code)),
 		    map[i].api);
 }
 END_TEST
@@ -118,8 +118,8 @@ START_TEST(every_error_has_a_distinct_code)
 	for (i = 1; i < FETCH_E_COUNT; i++) {
 		ck_assert_ptr_nonnull(fetch_error_code(i));
 		for (j = 1; j < i; j++)
-			ck_assert_str_ne(fetch_error_code(i),
-			    fetch_error_code(j));
+			ck_assert_str_ne(
+			    fetch_error_code(i), fetch_error_code(j));
 	}
 }
 END_TEST

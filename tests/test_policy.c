@@ -22,7 +22,7 @@ build(struct policy *p, const char *const *cidrs)
 	memset(p, 0, sizeof(*p));
 	for (; *cidrs != NULL; cidrs++)
 		ck_assert_msg(policy_add(p, *cidrs, err, sizeof(err)) == 0,
-		              "%s: %s", *cidrs, err);
+		    "%s: %s", *cidrs, err);
 }
 
 static bool
@@ -44,8 +44,8 @@ START_TEST(parse_ipv4)
 	char err[128];
 	const uint8_t want[4] = {10, 0, 0, 0};
 
-	ck_assert_int_eq(policy_net_parse("10.0.0.0/8", &net, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    policy_net_parse("10.0.0.0/8", &net, err, sizeof(err)), 0);
 	ck_assert_int_eq(net.family, AF_INET);
 	ck_assert_uint_eq(net.prefix, 8);
 	ck_assert_mem_eq(net.addr, want, 4);
@@ -58,8 +58,8 @@ START_TEST(parse_ipv6)
 	char err[128];
 	uint8_t want[16] = {0xfe, 0x80};
 
-	ck_assert_int_eq(policy_net_parse("fe80::/10", &net, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    policy_net_parse("fe80::/10", &net, err, sizeof(err)), 0);
 	ck_assert_int_eq(net.family, AF_INET6);
 	ck_assert_uint_eq(net.prefix, 10);
 	ck_assert_mem_eq(net.addr, want, 16);
@@ -71,8 +71,8 @@ START_TEST(parse_bare_address_is_full_length)
 	struct policy_net net;
 	char err[128];
 
-	ck_assert_int_eq(policy_net_parse("1.2.3.4", &net, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    policy_net_parse("1.2.3.4", &net, err, sizeof(err)), 0);
 	ck_assert_uint_eq(net.prefix, 32);
 	ck_assert_int_eq(policy_net_parse("::1", &net, err, sizeof(err)), 0);
 	ck_assert_int_eq(net.family, AF_INET6);
@@ -90,8 +90,8 @@ START_TEST(parse_host_bits_allowed_and_cleared)
 	const uint8_t want[4] = {10, 0, 0, 0};
 	const uint8_t want12[4] = {172, 16, 0, 0};
 
-	ck_assert_int_eq(policy_net_parse("10.1.2.3/8", &net, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    policy_net_parse("10.1.2.3/8", &net, err, sizeof(err)), 0);
 	ck_assert_mem_eq(net.addr, want, 4);
 	ck_assert_int_eq(
 	    policy_net_parse("172.31.255.255/12", &net, err, sizeof(err)), 0);
@@ -105,14 +105,14 @@ START_TEST(parse_prefix_edges)
 	struct policy_net net;
 	char err[128];
 
-	ck_assert_int_eq(policy_net_parse("0.0.0.0/0", &net, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    policy_net_parse("0.0.0.0/0", &net, err, sizeof(err)), 0);
 	ck_assert_uint_eq(net.prefix, 0);
-	ck_assert_int_eq(policy_net_parse("1.2.3.4/32", &net, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    policy_net_parse("1.2.3.4/32", &net, err, sizeof(err)), 0);
 	ck_assert_int_eq(policy_net_parse("::/0", &net, err, sizeof(err)), 0);
-	ck_assert_int_eq(policy_net_parse("::1/128", &net, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    policy_net_parse("::1/128", &net, err, sizeof(err)), 0);
 }
 END_TEST
 
@@ -150,9 +150,9 @@ START_TEST(parse_rejects_junk)
 	struct policy_net net;
 	char err[128] = "";
 
-	ck_assert_msg(policy_net_parse(bad_cidrs[_i], &net, err, sizeof(err)) ==
-	                  -1,
-	              "accepted \"%s\"", bad_cidrs[_i]);
+	ck_assert_msg(
+	    policy_net_parse(bad_cidrs[_i], &net, err, sizeof(err)) == -1,
+	    "accepted \"%s\"", bad_cidrs[_i]);
 	ck_assert_msg(err[0] != '\0', "no reason for \"%s\"", bad_cidrs[_i]);
 }
 END_TEST
@@ -162,11 +162,11 @@ START_TEST(parse_reasons)
 	struct policy_net net;
 	char err[128];
 
-	ck_assert_int_eq(policy_net_parse("1.2.3.4/33", &net, err, sizeof(err)),
-	                 -1);
+	ck_assert_int_eq(
+	    policy_net_parse("1.2.3.4/33", &net, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "prefix length must be 0 to 32");
-	ck_assert_int_eq(policy_net_parse("::/129", &net, err, sizeof(err)),
-	                 -1);
+	ck_assert_int_eq(
+	    policy_net_parse("::/129", &net, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "prefix length must be 0 to 128");
 	ck_assert_int_eq(policy_net_parse("abc", &net, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "not an IPv4 or IPv6 address");
@@ -264,16 +264,18 @@ static const char *const wrapped_metadata[] = {
 START_TEST(unwrap_matches_ipv4_rule)
 {
 	ck_assert_msg(match_one("169.254.0.0/16", wrapped_metadata[_i]),
-	              "%s slipped past 169.254.0.0/16", wrapped_metadata[_i]);
+	    "%s slipped past 169.254.0.0/16", wrapped_metadata[_i]);
 	ck_assert_msg(match_one("169.254.169.254", wrapped_metadata[_i]),
-	              "%s slipped past 169.254.169.254/32",
-	              wrapped_metadata[_i]);
+	    "%s slipped past 169.254.169.254/32", wrapped_metadata[_i]);
 }
 END_TEST
 
 /* The same wrappings around an address outside the rule do not match. */
 static const char *const wrapped_other[] = {
-    "::ffff:8.8.8.8",       "::8.8.8.8", "64:ff9b::8.8.8.8", "2002:808:808::",
+    "::ffff:8.8.8.8",
+    "::8.8.8.8",
+    "64:ff9b::8.8.8.8",
+    "2002:808:808::",
     "64:ff9b:1::a9fe:a9fe", /* not the /96 well-known prefix */
     "2003:a9fe:a9fe::",     /* not 2002::/16 */
     "::fffe:a9fe:a9fe",     /* not the mapped prefix */
@@ -283,7 +285,7 @@ static const char *const wrapped_other[] = {
 START_TEST(unwrap_non_match)
 {
 	ck_assert_msg(!match_one("169.254.0.0/16", wrapped_other[_i]),
-	              "%s matched 169.254.0.0/16", wrapped_other[_i]);
+	    "%s matched 169.254.0.0/16", wrapped_other[_i]);
 }
 END_TEST
 
@@ -361,7 +363,7 @@ policy_suite(void)
 	tcase_add_test(parse, parse_host_bits_allowed_and_cleared);
 	tcase_add_test(parse, parse_prefix_edges);
 	tcase_add_loop_test(parse, parse_rejects_junk, 0,
-	                    sizeof(bad_cidrs) / sizeof(bad_cidrs[0]));
+	    sizeof(bad_cidrs) / sizeof(bad_cidrs[0]));
 	tcase_add_test(parse, parse_reasons);
 	tcase_add_test(parse, add_and_reset);
 	suite_add_tcase(s, parse);
@@ -371,10 +373,9 @@ policy_suite(void)
 	tcase_add_test(match, ipv6_boundaries);
 	tcase_add_test(match, families_do_not_mix);
 	tcase_add_loop_test(match, unwrap_matches_ipv4_rule, 0,
-	                    sizeof(wrapped_metadata) /
-	                        sizeof(wrapped_metadata[0]));
+	    sizeof(wrapped_metadata) / sizeof(wrapped_metadata[0]));
 	tcase_add_loop_test(match, unwrap_non_match, 0,
-	                    sizeof(wrapped_other) / sizeof(wrapped_other[0]));
+	    sizeof(wrapped_other) / sizeof(wrapped_other[0]));
 	tcase_add_test(match, unspecified_and_loopback_not_compatible);
 	tcase_add_test(match, ipv6_rule_matches_raw_wrapped);
 	tcase_add_test(match, match_sockaddr);

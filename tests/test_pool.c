@@ -13,9 +13,9 @@
 
 struct test_job {
 	struct pool_job job;
-	int ran;     /* written by the worker */
-	int done;    /* written by drain */
-	void *ctx;   /* the worker context the job saw */
+	int ran;   /* written by the worker */
+	int done;  /* written by drain */
+	void *ctx; /* the worker context the job saw */
 	int sleep_ms;
 };
 
@@ -109,7 +109,8 @@ START_TEST(every_job_runs_once_and_comes_back)
 		ck_assert_int_eq(jobs[i].ran, 1);
 		ck_assert_int_eq(jobs[i].done, 1);
 		ck_assert_ptr_nonnull(jobs[i].ctx);
-		ck_assert_uint_ge(jobs[i].job.started_ns, jobs[i].job.queued_ns);
+		ck_assert_uint_ge(
+		    jobs[i].job.started_ns, jobs[i].job.queued_ns);
 	}
 	pool_free(pool);
 }
@@ -146,8 +147,8 @@ START_TEST(threads_start_on_demand_up_to_the_limit)
 	ck_assert_uint_eq(st.threads, 3);
 	ck_assert_uint_eq(drain_until(pool, 6), 6);
 	pool_free(pool);
-	ck_assert_int_eq(atomic_load(&contexts_made),
-	    atomic_load(&contexts_freed));
+	ck_assert_int_eq(
+	    atomic_load(&contexts_made), atomic_load(&contexts_freed));
 }
 END_TEST
 

@@ -59,8 +59,8 @@ assert_result(size_t index, const struct fetch_spec *spec,
 
 /* render_result's text, parsed back: every answer must be valid JSON. */
 static json_t *
-result_json(size_t index, const struct fetch_spec *spec,
-    const struct fetch_result *r)
+result_json(
+    size_t index, const struct fetch_spec *spec, const struct fetch_result *r)
 {
 	struct sink sink = {.len = 0};
 	json_error_t error;
@@ -95,12 +95,12 @@ START_TEST(success_has_every_field_in_order)
 
 	spec.id = json_string("x1");
 	assert_result(0, &spec, &r,
-	            "{\"index\":0,\"url\":\"http://a.example/\",\"id\":\"x1\","
-	            "\"status\":200,\"ok\":true,\"error\":null,\"bytes\":1234,"
-	            "\"redirects\":1,\"effective_url\":\"http://a.example/b\","
-	            "\"remote_ip\":\"127.0.0.1\",\"time_ms\":{\"queue\":0.01,"
-	            "\"dns\":0.2,\"connect\":0.1,\"tls\":0.0,\"ttfb\":3.2,"
-	            "\"transfer\":0.1,\"total\":3.612}}");
+	    "{\"index\":0,\"url\":\"http://a.example/\",\"id\":\"x1\","
+	    "\"status\":200,\"ok\":true,\"error\":null,\"bytes\":1234,"
+	    "\"redirects\":1,\"effective_url\":\"http://a.example/b\","
+	    "\"remote_ip\":\"127.0.0.1\",\"time_ms\":{\"queue\":0.01,"
+	    "\"dns\":0.2,\"connect\":0.1,\"tls\":0.0,\"ttfb\":3.2,"
+	    "\"transfer\":0.1,\"total\":3.612}}");
 	json_decref(spec.id);
 }
 END_TEST
@@ -161,8 +161,8 @@ START_TEST(ids_from_the_request_are_echoed)
 	json_decref(o);
 	o = result_json(1, &spec->items[1], &r);
 	ck_assert_int_eq(json_integer_value(json_object_get(o, "id")), 42);
-	ck_assert_str_eq(json_string_value(json_object_get(o, "url")),
-	                 "file:///etc/passwd");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(o, "url")), "file:///etc/passwd");
 	json_decref(o);
 	/* no id given: no "id" key at all */
 	o = result_json(2, &spec->items[2], &r);
@@ -223,8 +223,8 @@ START_TEST(a_status_with_an_error_shows_both)
 	json_t *error = result_field(&r, "error");
 
 	ck_assert_int_eq(json_integer_value(status), 200);
-	ck_assert_str_eq(json_string_value(json_object_get(error, "code")),
-	                 "too_large");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(error, "code")), "too_large");
 	json_decref(status);
 	json_decref(error);
 }
@@ -232,18 +232,9 @@ END_TEST
 
 START_TEST(every_error_has_its_code)
 {
-	static const char *codes[FETCH_E_COUNT] = {NULL,
-	                                           "invalid_url",
-	                                           "unsupported_scheme",
-	                                           "blocked",
-	                                           "dns",
-	                                           "connect",
-	                                           "tls",
-	                                           "timeout",
-	                                           "too_large",
-	                                           "redirect_limit",
-	                                           "canceled",
-	                                           "other"};
+	static const char *codes[FETCH_E_COUNT] = {NULL, "invalid_url",
+	    "unsupported_scheme", "blocked", "dns", "connect", "tls", "timeout",
+	    "too_large", "redirect_limit", "canceled", "other"};
 	int e;
 
 	for (e = FETCH_OK + 1; e < FETCH_E_COUNT; e++) {
@@ -264,11 +255,10 @@ START_TEST(times_are_rounded_to_three_decimals)
 {
 	struct fetch_result r = {
 	    .time = {2.71828, 0.0004, 0.0126, NAN, INFINITY, 59999.9999,
-	             123456.7894},
+	        123456.7894},
 	};
 
-	assert_dump(
-	    result_field(&r, "time_ms"),
+	assert_dump(result_field(&r, "time_ms"),
 	    "{\"queue\":2.718,\"dns\":0.0,\"connect\":0.013,\"tls\":0.0,"
 	    "\"ttfb\":0.0,\"transfer\":60000.0,\"total\":123456.789}");
 }
@@ -288,11 +278,11 @@ START_TEST(outside_text_with_bad_utf8_stays_valid_json)
 	ck_assert_ptr_nonnull(o);
 	ck_assert_str_eq(json_string_value(json_object_get(
 	                     json_object_get(o, "error"), "message")),
-	                 "bad ? byte");
+	    "bad ? byte");
 	ck_assert_str_eq(json_string_value(json_object_get(o, "effective_url")),
-	                 "http://a.example/?");
-	ck_assert_str_eq(json_string_value(json_object_get(o, "remote_ip")),
-	                 "::1");
+	    "http://a.example/?");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(o, "remote_ip")), "::1");
 	json_decref(o);
 }
 END_TEST
@@ -322,8 +312,7 @@ START_TEST(summary_counts_statuses_and_errors)
 	ck_assert_uint_eq(s.total, 9);
 	ck_assert_uint_eq(s.ok, 3);
 	ck_assert_uint_eq(s.failed, 6);
-	assert_dump(
-	    render_summary(&s),
+	assert_dump(render_summary(&s),
 	    "{\"total\":9,\"ok\":3,\"failed\":6,\"status_counts\":{"
 	    "\"200\":3,\"302\":1,\"404\":1,\"500\":1},\"error_counts\":{"
 	    "\"dns\":1,\"timeout\":2,\"too_large\":1},\"elapsed_ms\":3.9}");
@@ -335,8 +324,8 @@ START_TEST(empty_summary_has_empty_counts)
 	struct summary s = {0};
 
 	assert_dump(render_summary(&s),
-	            "{\"total\":0,\"ok\":0,\"failed\":0,\"status_counts\":{},"
-	            "\"error_counts\":{},\"elapsed_ms\":0.0}");
+	    "{\"total\":0,\"ok\":0,\"failed\":0,\"status_counts\":{},"
+	    "\"error_counts\":{},\"elapsed_ms\":0.0}");
 }
 END_TEST
 
@@ -349,8 +338,8 @@ START_TEST(summary_ignores_statuses_out_of_range)
 	ck_assert_uint_eq(s.total, 2);
 	ck_assert_uint_eq(s.failed, 2);
 	assert_dump(render_summary(&s),
-	            "{\"total\":2,\"ok\":0,\"failed\":2,\"status_counts\":{},"
-	            "\"error_counts\":{},\"elapsed_ms\":0.0}");
+	    "{\"total\":2,\"ok\":0,\"failed\":2,\"status_counts\":{},"
+	    "\"error_counts\":{},\"elapsed_ms\":0.0}");
 }
 END_TEST
 

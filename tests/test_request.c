@@ -36,7 +36,7 @@ parse_n(const char *type, const char *body, size_t len)
 	struct request_spec *spec = request_parse(cfg, type, body, len, &err);
 
 	ck_assert_msg(spec != NULL, "unexpected %d %s: %s", err.status,
-	              err.code, err.message);
+	    err.code, err.message);
 	return spec;
 }
 
@@ -49,7 +49,7 @@ parse(const char *type, const char *body)
 /* The whole request must fail with status and code; returns the error. */
 static struct request_error
 refused_n(const char *type, const char *body, size_t len, int status,
-          const char *code)
+    const char *code)
 {
 	struct request_error err = {0};
 	struct request_spec *spec = request_parse(cfg, type, body, len, &err);
@@ -90,8 +90,8 @@ assert_valid(const struct fetch_spec *item, const char *target)
 	char *fetched;
 
 	ck_assert_msg(item->error == FETCH_OK, "item %s failed: %s",
-	              item->url ? item->url : "(null)",
-	              item->error_message ? item->error_message : "");
+	    item->url ? item->url : "(null)",
+	    item->error_message ? item->error_message : "");
 	ck_assert_ptr_nonnull(item->target);
 	ck_assert_str_eq(item->target, item->url);
 	fetched = curl_normalised(item->target);
@@ -103,7 +103,7 @@ static void
 assert_invalid(const struct fetch_spec *item, enum fetch_error error)
 {
 	ck_assert_msg(item->error == error, "item %s: error %d, want %d",
-	              item->url ? item->url : "(null)", item->error, error);
+	    item->url ? item->url : "(null)", item->error, error);
 	ck_assert_ptr_null(item->target);
 	ck_assert_ptr_null(item->headers);
 	ck_assert_ptr_nonnull(item->error_message);
@@ -120,7 +120,7 @@ assert_headers(const struct fetch_spec *item, const char *want)
 
 	for (h = item->headers; h != NULL; h = h->next) {
 		int n = snprintf(got + used, sizeof(got) - used, "%s%s",
-		                 used ? "|" : "", h->data);
+		    used ? "|" : "", h->data);
 
 		ck_assert(n > 0 && (size_t)n < sizeof(got) - used);
 		used += (size_t)n;
@@ -176,13 +176,9 @@ END_TEST
 
 START_TEST(other_content_types_are_415)
 {
-	static const char *types[] = {"text/html",
-	                              "application/xml",
-	                              "application/jsonx",
-	                              "application/json-seq",
-	                              "multipart/form-data",
-	                              "text",
-	                              "*/*"};
+	static const char *types[] = {"text/html", "application/xml",
+	    "application/jsonx", "application/json-seq", "multipart/form-data",
+	    "text", "*/*"};
 	size_t i;
 
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
@@ -192,9 +188,8 @@ END_TEST
 
 START_TEST(json_array_of_strings_takes_config_defaults)
 {
-	struct request_spec *spec =
-	    parse("application/json",
-	          "[\"http://a.example/x?y=1\", \"HTTPS://B.example:8443\"]");
+	struct request_spec *spec = parse("application/json",
+	    "[\"http://a.example/x?y=1\", \"HTTPS://B.example:8443\"]");
 	size_t i;
 
 	ck_assert_uint_eq(spec->count, 2);
@@ -203,8 +198,8 @@ START_TEST(json_array_of_strings_takes_config_defaults)
 	ck_assert_str_eq(spec->items[1].url, "HTTPS://B.example:8443");
 	for (i = 0; i < spec->count; i++) {
 		ck_assert_int_eq(spec->items[i].timeout_ms, cfg->timeout_ms);
-		ck_assert(spec->items[i].follow_redirects ==
-		          cfg->follow_redirects);
+		ck_assert(
+		    spec->items[i].follow_redirects == cfg->follow_redirects);
 		ck_assert_int_eq(spec->items[i].method, FETCH_GET);
 		ck_assert_ptr_null(spec->items[i].headers);
 		ck_assert_ptr_null(spec->items[i].id);
@@ -215,13 +210,12 @@ END_TEST
 
 START_TEST(object_form_sets_every_request_field)
 {
-	struct request_spec *spec =
-	    parse("application/json",
-	          "{\"urls\": [\"http://a.example/\", {\"url\": "
-	          "\"http://b.example/\"}],"
-	          " \"timeout_ms\": 500, \"follow_redirects\": false,"
-	          " \"method\": \"HEAD\","
-	          " \"headers\": {\"X-A\": \"1\", \"Accept\": \"text/html\"}}");
+	struct request_spec *spec = parse("application/json",
+	    "{\"urls\": [\"http://a.example/\", {\"url\": "
+	    "\"http://b.example/\"}],"
+	    " \"timeout_ms\": 500, \"follow_redirects\": false,"
+	    " \"method\": \"HEAD\","
+	    " \"headers\": {\"X-A\": \"1\", \"Accept\": \"text/html\"}}");
 	size_t i;
 
 	ck_assert_uint_eq(spec->count, 2);
@@ -240,8 +234,7 @@ END_TEST
 
 START_TEST(item_fields_override_request_fields)
 {
-	struct request_spec *spec = parse(
-	    "application/json",
+	struct request_spec *spec = parse("application/json",
 	    "{\"urls\": [{\"url\": \"http://a.example/\", \"method\": \"GET\","
 	    "  \"timeout_ms\": 200, \"headers\": {\"x-a\": \"2\", \"X-B\": "
 	    "\"3\"}},"
@@ -268,15 +261,13 @@ START_TEST(request_fields_override_config)
 	struct request_spec *spec;
 
 	cfg->follow_redirects = true;
-	spec = parse(
-	    "application/json",
+	spec = parse("application/json",
 	    "{\"urls\": [\"http://a.example/\"], \"follow_redirects\": false}");
 	ck_assert(!spec->items[0].follow_redirects);
 	ck_assert_int_eq(spec->items[0].timeout_ms, cfg->timeout_ms);
 	request_spec_free(spec);
 	cfg->follow_redirects = false;
-	spec = parse(
-	    "application/json",
+	spec = parse("application/json",
 	    "{\"urls\": [\"http://a.example/\"], \"follow_redirects\": true}");
 	ck_assert(spec->items[0].follow_redirects);
 	request_spec_free(spec);
@@ -291,8 +282,7 @@ START_TEST(timeouts_are_capped_by_config)
 	struct request_spec *spec;
 
 	cfg->timeout_ms = 1000;
-	spec = parse(
-	    "application/json",
+	spec = parse("application/json",
 	    "{\"urls\": [\"http://a.example/\","
 	    " {\"url\": \"http://b.example/\", \"timeout_ms\": 99999999999},"
 	    " {\"url\": \"http://c.example/\", \"timeout_ms\": 1},"
@@ -305,9 +295,8 @@ START_TEST(timeouts_are_capped_by_config)
 	assert_invalid(&spec->items[3], FETCH_E_INVALID_URL);
 	assert_invalid(&spec->items[4], FETCH_E_INVALID_URL);
 	request_spec_free(spec);
-	spec =
-	    parse("application/json",
-	          "{\"urls\": [\"http://a.example/\"], \"timeout_ms\": 250}");
+	spec = parse("application/json",
+	    "{\"urls\": [\"http://a.example/\"], \"timeout_ms\": 250}");
 	ck_assert_int_eq(spec->items[0].timeout_ms, 250);
 	request_spec_free(spec);
 }
@@ -315,24 +304,23 @@ END_TEST
 
 START_TEST(invalid_json_names_line_and_column)
 {
-	struct request_error err =
-	    refused("application/json", "[\"http://a.example/\",\n  }", 400,
-	            "invalid_json");
+	struct request_error err = refused("application/json",
+	    "[\"http://a.example/\",\n  }", 400, "invalid_json");
 
-	ck_assert_msg(strstr(err.message, "line 2 column 3") != NULL, "%s",
-	              err.message);
+	ck_assert_msg(
+	    strstr(err.message, "line 2 column 3") != NULL, "%s", err.message);
 	refused("application/json", "", 400, "invalid_json");
 	/* jansson refuses a NUL in a key: no header name can hold one */
 	refused("application/json",
-	        "{\"urls\": [], \"headers\": {\"X\\u0000A\": \"1\"}}", 400,
-	        "invalid_json");
+	    "{\"urls\": [], \"headers\": {\"X\\u0000A\": \"1\"}}", 400,
+	    "invalid_json");
 	refused("application/json", "[\"http://a.example/\"] x", 400,
-	        "invalid_json");
+	    "invalid_json");
 	refused("application/json", "{\"urls\": [1,]}", 400, "invalid_json");
 	/* sniffed JSON is held to the same syntax */
 	refused(NULL, "[\"http://a.example/\"", 400, "invalid_json");
 	refused("application/x-www-form-urlencoded", "{urls: []}", 400,
-	        "invalid_json");
+	    "invalid_json");
 }
 END_TEST
 
@@ -357,14 +345,14 @@ END_TEST
 START_TEST(invalid_utf8_is_400)
 {
 	refused("application/json", "[\"http://a.example/\xff\"]", 400,
-	        "invalid_json");
+	    "invalid_json");
 	refused("application/json", "[\"http://a.example/\xc3\"]", 400,
-	        "invalid_json");
+	    "invalid_json");
 	refused("application/json", "{\"urls\": [], \"\xe2\x82\": 1}", 400,
-	        "invalid_json");
+	    "invalid_json");
 	/* overlong encoding of '/' */
 	refused("application/json", "[\"http://a.example\xc0\xaf\"]", 400,
-	        "invalid_json");
+	    "invalid_json");
 }
 END_TEST
 
@@ -389,7 +377,7 @@ START_TEST(envelope_errors_are_400)
 	    {"{\"urls\": [], \"timeout_ms\": null}", "timeout_ms"},
 	    {"{\"urls\": [], \"follow_redirects\": 1}", "follow_redirects"},
 	    {"{\"urls\": [], \"follow_redirects\": \"yes\"}",
-	     "follow_redirects"},
+	        "follow_redirects"},
 	    {"{\"urls\": [], \"method\": \"POST\"}", "method"},
 	    {"{\"urls\": [], \"method\": \"get\"}", "method"},
 	    {"{\"urls\": [], \"method\": 1}", "method"},
@@ -403,10 +391,10 @@ START_TEST(envelope_errors_are_400)
 	    {"{\"urls\": [], \"headers\": {\"X-A\": 1}}", "headers"},
 	    {"{\"urls\": [], \"headers\": {\"X-A\": null}}", "headers"},
 	    {"{\"urls\": [], \"headers\": {\"X-A\": \"a\\r\\nHost: b\"}}",
-	     "headers"},
+	        "headers"},
 	    {"{\"urls\": [], \"headers\": {\"X-A\": \"a\\nb\"}}", "headers"},
 	    {"{\"urls\": [], \"headers\": {\"X-A\": \"a\\u0000b\"}}",
-	     "headers"},
+	        "headers"},
 	    {"{\"urls\": [], \"bogus\": 1}", "bogus"},
 	    {"{\"urls\": [], \"id\": 1}", "id"},
 	};
@@ -414,11 +402,11 @@ START_TEST(envelope_errors_are_400)
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		err = refused("application/json", cases[i].body, 400,
-		              "invalid_request");
+		err = refused(
+		    "application/json", cases[i].body, 400, "invalid_request");
 		ck_assert_msg(strstr(err.message, cases[i].names) != NULL,
-		              "%s: message \"%s\" lacks \"%s\"", cases[i].body,
-		              err.message, cases[i].names);
+		    "%s: message \"%s\" lacks \"%s\"", cases[i].body,
+		    err.message, cases[i].names);
 	}
 }
 END_TEST
@@ -479,21 +467,21 @@ START_TEST(each_item_is_validated_alone)
 	    {"\"http://a.example/\\n\"", FETCH_E_INVALID_URL},
 	    {"\"http://a.example/\\u0000x\"", FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"bogus\": 1}",
-	     FETCH_E_INVALID_URL},
+	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"method\": \"PUT\"}",
-	     FETCH_E_INVALID_URL},
+	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"timeout_ms\": \"1\"}",
-	     FETCH_E_INVALID_URL},
+	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"follow_redirects\": true}",
-	     FETCH_E_INVALID_URL},
+	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"headers\": []}",
-	     FETCH_E_INVALID_URL},
+	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"headers\": {\"a b\": \"1\"}}",
-	     FETCH_E_INVALID_URL},
+	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"headers\": {\"X\": 1}}",
-	     FETCH_E_INVALID_URL},
+	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"headers\": {\"X\": \"\\r\"}}",
-	     FETCH_E_INVALID_URL},
+	        FETCH_E_INVALID_URL},
 	};
 	size_t i;
 
@@ -501,8 +489,7 @@ START_TEST(each_item_is_validated_alone)
 		char body[512];
 		struct request_spec *spec;
 
-		snprintf(
-		    body, sizeof(body),
+		snprintf(body, sizeof(body),
 		    "[\"http://first.example/\", %s, \"http://last.example/\"]",
 		    cases[i].item);
 		spec = parse("application/json", body);
@@ -517,23 +504,22 @@ END_TEST
 
 START_TEST(item_errors_carry_a_message)
 {
-	struct request_spec *spec = parse(
-	    "application/json",
+	struct request_spec *spec = parse("application/json",
 	    "[1, {\"id\": 7}, \"file:///etc/passwd\", \"http://a.example:x/\","
 	    " {\"url\": \"http://a.example/\", \"headers\": {\"a b\": "
 	    "\"1\"}}]");
 
-	ck_assert_str_eq(spec->items[0].error_message,
-	                 "item is not a URL string or object");
-	ck_assert_str_eq(spec->items[1].error_message,
-	                 "item has no string \"url\"");
+	ck_assert_str_eq(
+	    spec->items[0].error_message, "item is not a URL string or object");
+	ck_assert_str_eq(
+	    spec->items[1].error_message, "item has no string \"url\"");
 	ck_assert_int_eq(json_integer_value(spec->items[1].id), 7);
 	ck_assert_ptr_null(spec->items[1].url);
 	ck_assert_str_eq(spec->items[2].url, "file:///etc/passwd");
 	/* curl_url_strerror's text */
 	ck_assert_ptr_nonnull(strstr(spec->items[3].error_message, "ort"));
-	ck_assert_str_eq(spec->items[4].error_message,
-	                 "header name is not a token");
+	ck_assert_str_eq(
+	    spec->items[4].error_message, "header name is not a token");
 	ck_assert_str_eq(spec->items[4].url, "http://a.example/");
 	request_spec_free(spec);
 }
@@ -565,8 +551,7 @@ START_TEST(item_headers_have_a_size_cap)
 	memset(value, 'v', sizeof(value) - 1);
 	value[sizeof(value) - 1] = '\0';
 	/* each side alone fits; together they exceed 8 KiB */
-	snprintf(
-	    body, sizeof(body),
+	snprintf(body, sizeof(body),
 	    "{\"urls\": [\"http://a.example/\","
 	    " {\"url\": \"http://b.example/\", \"headers\": {\"Y\": \"%s\"}}],"
 	    " \"headers\": {\"X\": \"%s\"}}",
@@ -580,17 +565,15 @@ END_TEST
 
 START_TEST(header_values_are_trimmed_and_empty_ones_kept)
 {
-	struct request_spec *spec =
-	    parse("application/json",
-	          "[{\"url\": \"http://a.example/\", \"headers\":"
-	          " {\"X-A\": \"  padded\\t\", \"X-Empty\": \"\", \"X-Blank\": "
-	          "\"  \","
-	          "  \"X-Tab\": \"a\\tb\", \"X-Utf8\": \"caf\\u00e9\"}}]");
+	struct request_spec *spec = parse("application/json",
+	    "[{\"url\": \"http://a.example/\", \"headers\":"
+	    " {\"X-A\": \"  padded\\t\", \"X-Empty\": \"\", \"X-Blank\": "
+	    "\"  \","
+	    "  \"X-Tab\": \"a\\tb\", \"X-Utf8\": \"caf\\u00e9\"}}]");
 
 	/* "X-Empty:" would tell curl to drop the header; "X-Empty;" sends
 	 * it empty */
-	assert_headers(
-	    &spec->items[0],
+	assert_headers(&spec->items[0],
 	    "X-A: padded|X-Empty;|X-Blank;|X-Tab: a\tb|X-Utf8: caf\xc3\xa9");
 	request_spec_free(spec);
 }
@@ -667,9 +650,9 @@ START_TEST(more_than_max_urls_is_413)
 	cfg->max_urls = 3;
 	refused("application/json", "[1, 2, 3, 4]", 413, "too_many_urls");
 	refused("application/json", "{\"urls\": [1, 2, 3, 4]}", 413,
-	        "too_many_urls");
+	    "too_many_urls");
 	refused("text/plain", "http://a/\nhttp://b/\nhttp://c/\nhttp://d/", 413,
-	        "too_many_urls");
+	    "too_many_urls");
 	spec = parse("application/json", "[1, 2, 3]");
 	ck_assert_uint_eq(spec->count, 3);
 	request_spec_free(spec);
@@ -712,8 +695,7 @@ END_TEST
 
 START_TEST(ids_are_kept_for_valid_and_invalid_items)
 {
-	struct request_spec *spec = parse(
-	    "application/json",
+	struct request_spec *spec = parse("application/json",
 	    "[{\"url\": \"http://a.example/\", \"id\": {\"k\": [1, \"two\"]}},"
 	    " {\"url\": \"gopher://a.example/\", \"id\": \"g\"},"
 	    " {\"url\": \"http://a.example/\", \"id\": null},"

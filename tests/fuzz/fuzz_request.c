@@ -33,9 +33,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	ctype = content_types[data[0] % (sizeof(content_types) /
-					    sizeof(content_types[0]))];
-	spec = request_parse(cfg, ctype, (const char *)data + 1, size - 1,
-	    &err);
+	                                    sizeof(content_types[0]))];
+	spec =
+	    request_parse(cfg, ctype, (const char *)data + 1, size - 1, &err);
 	if (spec == NULL && (err.status < 400 || err.code == NULL))
 		abort(); /* a failure must say why */
 	request_spec_free(spec);

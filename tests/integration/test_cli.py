@@ -36,7 +36,7 @@ def no_sanitizer_report(out):
 FULL_CONFIG = """\
 # every key, with its default
 listen   = { address = "127.0.0.1"; port = 8080; };
-workers  = { threads = 64; queue_limit = 10000; };
+workers  = { threads = 256; queue_limit = 10000; };
 limits   = { max_urls = 1000; max_request_bytes = 1048576;
              max_response_bytes = 1048576; };
 fetch    = { timeout_ms = 10000; connect_timeout_ms = 3000;

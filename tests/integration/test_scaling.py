@@ -282,3 +282,51 @@ def test_two_instances_behind_nginx():
             eq(len(fetch_lines(a)) - before, 4, "served by a with b down")
         finally:
             n.stop()
+
+
+def start_on(port, reuse):
+    """fanoutd on 127.0.0.1:port (no retry: the port is the point)."""
+    path = h.tmpfile("fanoutd-reuse")
+    with open(path, "w") as f:
+        f.write(h.render_config(h.merge(h.BASE_CONFIG, {
+            "listen": {"address": "127.0.0.1", "port": port,
+                       "reuse_port": reuse},
+            "log": {"level": "info", "access_log": True}})))
+    return h.Process([h.env("FANOUTD_BIN"), "-c", path], "fanoutd")
+
+
+def test_reuse_port_lets_instances_share_a_port():
+    u = h.upstream()
+    port = h.free_port()
+    a = start_on(port, True)
+    b = None
+    try:
+        h.wait_for(lambda: "listening" in a.stderr(), 10, "first instance")
+        b = start_on(port, True)
+        h.wait_for(lambda: "listening" in b.stderr(), 10, "second instance")
+        for _ in range(40):
+            r = h.http_request("127.0.0.1", port, "POST", "/fetch",
+                               json.dumps([u.url("/status/200")]),
+                               {"Content-Type": "application/json"})
+            eq(r.status, 200, "a fan-out on the shared port")
+        served = [p.stderr().count("path=/fetch") for p in (a, b)]
+        eq(sum(served), 40, f"access lines per instance {served}")
+        check(a.alive() and b.alive(), "both instances still run")
+    finally:
+        for p in (a, b):
+            if p is not None:
+                p.stop()
+
+
+def test_without_reuse_port_a_second_instance_cannot_bind():
+    port = h.free_port()
+    a = start_on(port, False)
+    try:
+        h.wait_for(lambda: "listening" in a.stderr(), 10, "first instance")
+        b = start_on(port, False)
+        h.wait_for(lambda: not b.alive(), 10, "the second instance to exit")
+        check(b.proc.returncode != 0, "the second instance failed")
+        check("cannot listen" in b.stderr(), b.stderr()[-300:])
+        b.stop()
+    finally:
+        a.stop()
