@@ -58,6 +58,7 @@ struct server {
 	struct config *cfg;
 	size_t inflight;
 	uint64_t next_id;
+	unsigned pid; /* request ids: pid-counter, unique per run */
 	struct server_req *reqs; /* fan-outs in flight, for shutdown */
 };
 
@@ -552,7 +553,7 @@ server_request_id(struct server *s, struct server_call *c)
 		memcpy(c->id, given, len + 1);
 		return;
 	}
-	snprintf(c->id, sizeof(c->id), "%x-%llu", (unsigned)getpid(),
+	snprintf(c->id, sizeof(c->id), "%x-%llu", s->pid,
 	    (unsigned long long)++s->next_id);
 }
 
@@ -722,6 +723,7 @@ server_new(struct event_base *base, struct config *cfg, struct pool *pool,
 		return NULL;
 	s->base = base;
 	s->pool = pool;
+	s->pid = (unsigned)getpid();
 	s->cfg = config_ref(cfg);
 	if ((s->http = evhttp_new(base)) == NULL)
 		goto fail;
