@@ -340,10 +340,12 @@ pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 	pool->queued += n;
 	pool->inflight += n;
 	wake = pool->idle < n ? pool->idle : n;
-	for (i = 0; i < wake; i++)
-		pthread_cond_signal(&pool->work);
 	grow = pool_plan_growth_locked(pool);
 	pthread_mutex_unlock(&pool->lock);
+	/* Signal after unlocking: a woken worker takes the lock at once
+	 * instead of waking only to sleep on it. */
+	for (i = 0; i < wake; i++)
+		pthread_cond_signal(&pool->work);
 	if (grow == 0 || pool_grow(pool, grow) < grow)
 		return 0;
 	/* Not one thread could start: if none is alive, nothing would ever

@@ -59,35 +59,69 @@ render_count(size_t n)
 	return json_integer((json_int_t)n);
 }
 
+/* Decimal digits of v at p; returns the end. */
+static char *
+render_uint(char *p, unsigned long long v)
+{
+	char digits[24];
+	int n = 0;
+
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n > 0)
+		*p++ = digits[--n];
+	return p;
+}
+
+/* Milliseconds rounded to microseconds, shortest form: 3.61, 2.0. */
+static char *
+render_ms_text(char *p, double ms)
+{
+	/* NaN, negative and absurd values (over 30 years) print as 0. */
+	unsigned long long us = isfinite(ms) && ms > 0 && ms < 1e12
+	                            ? (unsigned long long)llround(ms * 1000)
+	                            : 0;
+	unsigned frac = (unsigned)(us % 1000);
+
+	p = render_uint(p, us / 1000);
+	*p++ = '.';
+	*p++ = (char)('0' + frac / 100);
+	if (frac % 100 != 0) {
+		*p++ = (char)('0' + frac / 10 % 10);
+		if (frac % 10 != 0)
+			*p++ = (char)('0' + frac % 10);
+	}
+	return p;
+}
+
 /*
  * ,"time_ms":{...}} as text, to splice over a dumped object's closing
  * brace.  Formatting reals through jansson (printf's %g) was the largest
- * cost of writing an answer; these are fixed-point microseconds.
+ * cost of writing an answer; these are fixed-point microseconds.  buf
+ * must hold RENDER_TIME_MAX bytes.
  */
+#define RENDER_TIME_MAX 256
+
 static size_t
-render_time_text(const struct fetch_timing *t, char *buf, size_t size)
+render_time_text(const struct fetch_timing *t, char *buf)
 {
 	const double v[] = {t->queue, t->dns, t->connect, t->tls, t->ttfb,
 	    t->transfer, t->total};
 	static const char *const names[] = {
-	    "queue", "dns", "connect", "tls", "ttfb", "transfer", "total"};
-	size_t i, len = 0;
+	    ",\"time_ms\":{\"queue\":", ",\"dns\":", ",\"connect\":",
+	    ",\"tls\":", ",\"ttfb\":", ",\"transfer\":", ",\"total\":"};
+	char *p = buf;
+	size_t i, n;
 
-	len += (size_t)snprintf(buf, size, ",\"time_ms\":{");
-	for (i = 0; i < 7 && len < size; i++) {
-		double ms = isfinite(v[i]) && v[i] > 0 ? v[i] : 0;
-		long long us = llround(ms * 1000);
-		int n = snprintf(buf + len, size - len, "%s\"%s\":%lld.%03lld",
-		    i ? "," : "", names[i], us / 1000, us % 1000);
-
-		len += (size_t)n;
-		/* 3.610 -> 3.61, 2.000 -> 2.0: the shortest form, still a real
-		 */
-		while (len < size && buf[len - 1] == '0' && buf[len - 2] != '.')
-			len--;
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		n = strlen(names[i]);
+		memcpy(p, names[i], n);
+		p = render_ms_text(p + n, v[i]);
 	}
-	len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "}}");
-	return len < size ? len : size;
+	*p++ = '}';
+	*p++ = '}';
+	return (size_t)(p - buf);
 }
 
 /* {"code": .., "message": ..}; message is "" when there is none. */
@@ -152,14 +186,14 @@ int
 render_result(size_t index, const struct fetch_spec *spec,
     const struct fetch_result *r, json_dump_callback_t emit, void *data)
 {
-	char stack[4096], times[512], *buf = stack;
+	char stack[4096], times[RENDER_TIME_MAX], *buf = stack;
 	json_t *o = render_result_base(index, spec, r);
 	size_t need, tlen;
 	int rc = -1;
 
 	if (o == NULL)
 		return -1;
-	tlen = render_time_text(&r->time, times, sizeof(times));
+	tlen = render_time_text(&r->time, times);
 	need = json_dumpb(o, buf, sizeof(stack), RENDER_DUMP_FLAGS);
 	if (need + tlen > sizeof(stack)) {
 		if ((buf = malloc(need + tlen)) == NULL)

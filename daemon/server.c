@@ -46,6 +46,7 @@
 #define REQUEST_ID_MAX        64
 #define SERVER_BACKLOG        1024
 #define SERVER_DEFER_ACCEPT_S 5
+#define SERVER_WATCH_DELAY_MS 20
 #define SERVER_MAX_HEADERS    (64 * 1024)
 
 struct server {
@@ -58,7 +59,7 @@ struct server {
 	struct config *cfg;
 	size_t inflight;
 	uint64_t next_id;
-	unsigned pid; /* request ids: pid-counter, unique per run */
+	unsigned pid;            /* request ids: pid-counter, unique per run */
 	struct server_req *reqs; /* fan-outs in flight, for shutdown */
 };
 
@@ -338,17 +339,36 @@ server_on_readable(evutil_socket_t fd, short what, void *arg)
 		event_add(sr->watch, NULL);
 }
 
+/* The watch timer fired: the fan-out is slow enough to watch the socket. */
 static void
-server_watch_client(struct server *s, struct server_req *sr)
+server_on_watch_timer(evutil_socket_t unused, short what, void *arg)
 {
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(sr->evcon);
+	struct server_req *sr = arg;
+	struct bufferevent *bev =
+	    sr->evcon != NULL ? evhttp_connection_get_bufferevent(sr->evcon)
+	                      : NULL;
 	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
 
 	if (fd < 0)
 		return;
-	sr->watch = event_new(s->base, fd, EV_READ, server_on_readable, sr);
+	event_assign(
+	    sr->watch, sr->server->base, fd, EV_READ, server_on_readable, sr);
+	event_add(sr->watch, NULL);
+}
+
+/*
+ * Most fan-outs finish in a few milliseconds: watching their socket would
+ * cost two epoll_ctl calls each.  A timer (no system call) arms the
+ * watch only for fan-outs still running after SERVER_WATCH_DELAY_MS.
+ */
+static void
+server_watch_client(struct server *s, struct server_req *sr)
+{
+	struct timeval delay = {0, SERVER_WATCH_DELAY_MS * 1000};
+
+	sr->watch = evtimer_new(s->base, server_on_watch_timer, sr);
 	if (sr->watch != NULL)
-		event_add(sr->watch, NULL);
+		evtimer_add(sr->watch, &delay);
 }
 
 static bool

@@ -45,6 +45,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 
 #define HITS_MAX   65536
@@ -651,6 +652,31 @@ shutdown_pending(struct upstream *up)
 	}
 }
 
+/*
+ * Listen with a deep backlog: evhttp_bind_socket's 128 overflows when a
+ * benchmark opens 10,000 connections at once, and the SYN retries then
+ * look like a slow daemon.
+ */
+static struct evhttp_bound_socket *
+bind_listener(struct upstream *up, const char *address, long port)
+{
+	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICHOST};
+	struct evutil_addrinfo *ai = NULL;
+	struct evconnlistener *l;
+	char service[16];
+
+	snprintf(service, sizeof(service), "%ld", port);
+	if (evutil_getaddrinfo(address, service, &hints, &ai) != 0)
+		return NULL;
+	l = evconnlistener_new_bind(up->base, NULL, NULL,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+	    65535, ai->ai_addr, (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	return l != NULL ? evhttp_bind_listener(up->http, l) : NULL;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -697,8 +723,7 @@ main(int argc, char *argv[])
 	                 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(up.http, route, &up);
-	handle = evhttp_bind_socket_with_handle(
-	    up.http, address, (unsigned short)port);
+	handle = bind_listener(&up, address, port);
 	if (handle == NULL)
 		die("cannot bind %s port %ld", address, port);
 	sigterm = evsignal_new(up.base, SIGTERM, on_signal, up.base);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Read wrk --latency output on stdin; print "req_per_s p99_ms errors".
+"""Read wrk --latency output on stdin; print
+"req_per_s p99_ms errors requests".
 
 errors adds the non-2xx/3xx count, socket errors and post.lua's
 "fanout-not-ok" count.  Exits 1 when the output has no Requests/sec line.
@@ -34,8 +35,10 @@ def main():
     m = re.search(r"fanout-not-ok:\s+(\d+)", out)
     if m:
         errors += int(m.group(1))
-    print("%s %.3f %d" % (rps.group(1), ms(p99.group(1)) if p99 else
-                          float("nan"), errors))
+    total = re.search(r"(\d+) requests in", out)
+    print("%s %.3f %d %d" % (rps.group(1), ms(p99.group(1)) if p99 else
+                             float("nan"), errors,
+                             int(total.group(1)) if total else 0))
 
 
 if __name__ == "__main__":
