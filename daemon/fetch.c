@@ -23,8 +23,6 @@
 #include "policy.h"
 #include "request.h"
 
-#define FETCH_BUFFER_SIZE 4096L
-
 struct fetch_worker {
 	CURL *easy;
 	char errbuf[CURL_ERROR_SIZE];
@@ -323,10 +321,6 @@ fetch_setup(struct fetch_worker *w, struct fetch_xfer *x, const char *url,
 	    h, CURLOPT_NOBODY, spec->method == FETCH_HEAD ? 1L : 0L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf);
-	/* Each worker keeps its receive buffer for life: 4 KiB instead of
-	 * 16 KiB is 120 MB less for 10,000 workers, a few more recv() calls
-	 * for large bodies. */
-	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, FETCH_BUFFER_SIZE);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);

@@ -316,7 +316,7 @@ pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 {
 	struct pool_job *job, *last = NULL, *prev_tail;
 	uint64_t now = pool_now_ns();
-	size_t i, wake, grow;
+	size_t i, idle, wake, grow;
 
 	if (n == 0)
 		return 0;
@@ -339,13 +339,19 @@ pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 	pool->tail = last;
 	pool->queued += n;
 	pool->inflight += n;
-	wake = pool->idle < n ? pool->idle : n;
+	idle = pool->idle;
+	wake = idle < n ? idle : n;
 	grow = pool_plan_growth_locked(pool);
 	pthread_mutex_unlock(&pool->lock);
 	/* Signal after unlocking: a woken worker takes the lock at once
-	 * instead of waking only to sleep on it. */
-	for (i = 0; i < wake; i++)
-		pthread_cond_signal(&pool->work);
+	 * instead of waking only to sleep on it.  When every idle worker
+	 * gets a job, one broadcast costs one system call instead of one
+	 * per worker. */
+	if (wake > 1 && wake == idle)
+		pthread_cond_broadcast(&pool->work);
+	else
+		for (i = 0; i < wake; i++)
+			pthread_cond_signal(&pool->work);
 	if (grow == 0 || pool_grow(pool, grow) < grow)
 		return 0;
 	/* Not one thread could start: if none is alive, nothing would ever
