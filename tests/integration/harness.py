@@ -536,6 +536,26 @@ def error_body(r, status, code):
     return err
 
 
+def read_raw_answer(s):
+    """Bytes from s until EOF, a reset, or one complete answer (by its
+    Content-Length).  socket.timeout propagates to the caller."""
+    buf = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            head, sep, body = buf.partition(b"\r\n\r\n")
+            if sep:
+                length = _content_length(head)
+                if length is not None and len(body) >= length:
+                    break
+    except ConnectionResetError:
+        pass
+    return buf
+
+
 def raw_exchange(host, port, data, timeout=HTTP_TIMEOUT):
     """Send raw bytes, read one answer; tolerates the server closing
     early (an over-limit body).  Returns (status, headers, body)."""
@@ -547,20 +567,7 @@ def raw_exchange(host, port, data, timeout=HTTP_TIMEOUT):
             s.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        buf = b""
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-                head, sep, body = buf.partition(b"\r\n\r\n")
-                if sep:
-                    length = _content_length(head)
-                    if length is not None and len(body) >= length:
-                        break
-        except ConnectionResetError:
-            pass
+        buf = read_raw_answer(s)
     head, _, body = buf.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     if not lines or not lines[0].startswith("HTTP/"):
