@@ -23,11 +23,6 @@
 #include "policy.h"
 #include "request.h"
 
-struct fetch_worker {
-	CURL *easy;
-	char errbuf[CURL_ERROR_SIZE];
-};
-
 /* State the callbacks of one hop see. */
 struct fetch_xfer {
 	const struct config *cfg;
@@ -36,6 +31,12 @@ struct fetch_xfer {
 	int too_large;
 	int blocked;
 	char blocked_ip[INET6_ADDRSTRLEN];
+};
+
+struct fetch_worker {
+	CURL *easy;
+	struct fetch_xfer xfer; /* the callbacks' view of the current hop */
+	char errbuf[CURL_ERROR_SIZE];
 };
 
 static CURLSH *fetch_share;
@@ -201,6 +202,42 @@ fetch_global_cleanup(void)
 	curl_global_cleanup();
 }
 
+static size_t fetch_write(char *, size_t, size_t, void *);
+static int fetch_progress(
+    void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+static curl_socket_t fetch_opensocket(
+    void *, curlsocktype, struct curl_sockaddr *);
+
+/*
+ * The options that never change for a handle, set once rather than reset
+ * and set again before every fetch.  Everything a fetch varies is set by
+ * fetch_setup() each time, so nothing carries over from one fetch to the
+ * next.
+ */
+static CURL *
+fetch_handle_new(struct fetch_worker *w)
+{
+	CURL *h = curl_easy_init();
+
+	if (h == NULL)
+		return NULL;
+	curl_easy_setopt(h, CURLOPT_SHARE, fetch_share);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* ignore *_proxy env vars */
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &w->xfer);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, fetch_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w->xfer);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, fetch_opensocket);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &w->xfer);
+	return h;
+}
+
 struct fetch_worker *
 fetch_worker_new(void)
 {
@@ -208,7 +245,7 @@ fetch_worker_new(void)
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
-	if ((w->easy = curl_easy_init()) == NULL) {
+	if ((w->easy = fetch_handle_new(w)) == NULL) {
 		free(w);
 		return NULL;
 	}
@@ -231,7 +268,7 @@ fetch_worker_flush(struct fetch_worker *w)
 
 	/* A new handle has an empty connection cache: pooled connections
 	 * were checked against the old policy and must not be reused. */
-	if ((fresh = curl_easy_init()) == NULL)
+	if ((fresh = fetch_handle_new(w)) == NULL)
 		return;
 	curl_easy_cleanup(w->easy);
 	w->easy = fresh;
@@ -294,40 +331,28 @@ fetch_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 	    addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
+/* The options of one hop; the rest were set by fetch_handle_new(). */
 static void
-fetch_setup(struct fetch_worker *w, struct fetch_xfer *x, const char *url,
+fetch_setup(struct fetch_worker *w, const char *url,
     const struct fetch_spec *spec, struct curl_slist *headers, long ms)
 {
-	const struct config *cfg = x->cfg;
+	const struct config *cfg = w->xfer.cfg;
 	CURL *h = w->easy;
 	long connect_ms =
 	    cfg->connect_timeout_ms < ms ? cfg->connect_timeout_ms : ms;
 
-	curl_easy_reset(h);
 	w->errbuf[0] = '\0';
-	curl_easy_setopt(h, CURLOPT_SHARE, fetch_share);
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* ignore *_proxy env vars */
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, cfg->user_agent);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, cfg->verify_tls ? 1L : 0L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, cfg->verify_tls ? 2L : 0L);
-	curl_easy_setopt(
-	    h, CURLOPT_NOBODY, spec->method == FETCH_HEAD ? 1L : 0L);
+	if (spec->method == FETCH_HEAD)
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	else
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, fetch_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, fetch_opensocket);
-	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
 }
 
 static void
@@ -455,7 +480,7 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 	if (deadline_ns != 0 && deadline_ns < end)
 		end = deadline_ns;
 	while (url != NULL) {
-		struct fetch_xfer x = {.cfg = cfg, .cancel = cancel};
+		struct fetch_xfer *x = &w->xfer;
 		uint64_t now = fetch_now_ns();
 
 		free(r->effective_url);
@@ -470,13 +495,14 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 			    "timed out before the next hop");
 			break;
 		}
+		*x = (struct fetch_xfer){.cfg = cfg, .cancel = cancel};
 		fetch_setup(
-		    w, &x, url, spec, headers, (long)((end - now) / 1000000u));
+		    w, url, spec, headers, (long)((end - now) / 1000000u));
 		code = curl_easy_perform(w->easy);
-		r->bytes = x.bytes;
+		r->bytes = x->bytes;
 		fetch_collect(w, r);
 		if (code != CURLE_OK) {
-			fetch_fail(w, &x, code, r);
+			fetch_fail(w, x, code, r);
 			break;
 		}
 		if ((next = fetch_next_hop(w, spec, cfg, r)) == NULL)
