@@ -182,32 +182,53 @@ render_result_base(
 	return o;
 }
 
+/*
+ * Dump o into one buffer and emit it in one piece: jansson's callback
+ * interface emits every token separately, which costs more than the
+ * dump itself.  A non-empty tail replaces the object's closing brace.
+ */
+static int
+render_emit(json_t *o, const char *tail, size_t tlen, json_dump_callback_t emit,
+    void *data)
+{
+	char stack[4096], *buf = stack;
+	size_t need;
+	int rc = -1;
+
+	need = json_dumpb(o, buf, sizeof(stack), RENDER_DUMP_FLAGS);
+	if (need == 0)
+		return -1;
+	if (need + tlen > sizeof(stack)) {
+		if ((buf = malloc(need + tlen)) == NULL)
+			return -1;
+		need = json_dumpb(o, buf, need, RENDER_DUMP_FLAGS);
+	}
+	if (tlen > 0 && (need < 2 || buf[need - 1] != '}'))
+		goto out;
+	if (tlen > 0) {
+		memcpy(buf + need - 1, tail, tlen);
+		need += tlen - 1;
+	}
+	rc = emit(buf, need, data);
+out:
+	if (buf != stack)
+		free(buf);
+	return rc;
+}
+
 int
 render_result(size_t index, const struct fetch_spec *spec,
     const struct fetch_result *r, json_dump_callback_t emit, void *data)
 {
-	char stack[4096], times[RENDER_TIME_MAX], *buf = stack;
+	char times[RENDER_TIME_MAX];
 	json_t *o = render_result_base(index, spec, r);
-	size_t need, tlen;
-	int rc = -1;
+	int rc;
 
 	if (o == NULL)
 		return -1;
-	tlen = render_time_text(&r->time, times);
-	need = json_dumpb(o, buf, sizeof(stack), RENDER_DUMP_FLAGS);
-	if (need + tlen > sizeof(stack)) {
-		if ((buf = malloc(need + tlen)) == NULL)
-			goto out;
-		need = json_dumpb(o, buf, need, RENDER_DUMP_FLAGS);
-	}
-	if (need < 2 || buf[need - 1] != '}')
-		goto out;
 	/* The object's closing brace becomes ,"time_ms":{...}} */
-	memcpy(buf + need - 1, times, tlen);
-	rc = emit(buf, need - 1 + tlen, data);
-out:
-	if (buf != stack)
-		free(buf);
+	rc = render_emit(
+	    o, times, render_time_text(&r->time, times), emit, data);
 	json_decref(o);
 	return rc;
 }
@@ -297,9 +318,7 @@ render_dump(json_t *value, json_dump_callback_t emit, void *data)
 {
 	if (value == NULL)
 		return -1;
-	return json_dump_callback(value, emit, data, RENDER_DUMP_FLAGS) == 0
-	           ? 0
-	           : -1;
+	return render_emit(value, NULL, 0, emit, data);
 }
 
 char *
