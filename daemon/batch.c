@@ -1,12 +1,14 @@
 /*
  * A fan-out.  All of its memory hangs off one struct batch: the spec, an
  * array of jobs and an array of results, both indexed like the spec's
- * items.  Workers write only their own result slot and read the spec and
- * the config; the loop thread reads a slot only after the pool handed
- * that job back, so the pool's mutex orders every access.  The batch is
- * freed on the loop thread after its last job is back (outstanding == 0).
+ * items and allocated with the batch itself.  Workers write only their own
+ * result slot and read the spec and the config; the loop thread reads a slot
+ * only after the pool handed that job back, so the pool's mutex orders every
+ * access.  The batch is freed on the loop thread after its last job is back
+ * (outstanding == 0).
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,14 +45,15 @@ batch_new(struct request_spec *spec, struct config *cfg,
 {
 	struct batch *b;
 	size_t n = spec->count;
+	size_t slot = sizeof(*b->jobs) + sizeof(*b->results);
 
-	if ((b = calloc(1, sizeof(*b))) == NULL)
+	/* One allocation: the batch, then its jobs, then its results. */
+	if (n > (SIZE_MAX - sizeof(*b)) / slot ||
+	    (b = calloc(1, sizeof(*b) + n * slot)) == NULL)
 		return NULL;
-	b->jobs = calloc(n ? n : 1, sizeof(*b->jobs));
-	b->results = calloc(n ? n : 1, sizeof(*b->results));
-	if (b->jobs == NULL || b->results == NULL) {
-		free(b->jobs);
-		free(b->results);
+	b->jobs = (struct batch_job *)(b + 1);
+	b->results = (struct fetch_result *)(b->jobs + n);
+	if (summary_reserve(&b->summary, n) == -1) {
 		free(b);
 		return NULL;
 	}
@@ -71,8 +74,7 @@ batch_free(struct batch *b)
 		return;
 	for (i = 0; i < b->spec->count; i++)
 		fetch_result_reset(&b->results[i]);
-	free(b->results);
-	free(b->jobs);
+	summary_reset(&b->summary);
 	request_spec_free(b->spec);
 	config_unref(b->cfg);
 	free(b);
@@ -188,62 +190,46 @@ batch_summary(const struct batch *b)
 	return &b->summary;
 }
 
-static int
-batch_emit(json_dump_callback_t emit, void *data, const char *text)
-{
-	return emit(text, strlen(text), data);
-}
-
-static int
-batch_dump_result(
-    struct batch *b, size_t i, json_dump_callback_t emit, void *data)
-{
-	return render_result(i, &b->spec->items[i], &b->results[i], emit, data);
-}
-
-static int
-batch_dump_summary(struct batch *b, json_dump_callback_t emit, void *data)
-{
-	json_t *obj = render_summary(&b->summary);
-	int rc = obj != NULL ? render_dump(obj, emit, data) : -1;
-
-	json_decref(obj);
-	return rc;
-}
-
 int
 batch_write(struct batch *b, json_dump_callback_t emit, void *data)
 {
+	struct render_out out;
 	size_t i;
 
-	if (batch_emit(emit, data, "{\"results\":[") == -1)
-		return -1;
+	render_out_init(&out, emit, data);
+	RENDER_OUT_LITERAL(&out, "{\"results\":[");
 	for (i = 0; i < b->spec->count; i++) {
-		if (i > 0 && batch_emit(emit, data, ",") == -1)
-			return -1;
-		if (batch_dump_result(b, i, emit, data) == -1)
-			return -1;
+		if (i > 0)
+			RENDER_OUT_LITERAL(&out, ",");
+		render_result_out(&out, i, &b->spec->items[i], &b->results[i]);
 	}
-	if (batch_emit(emit, data, "],\"summary\":") == -1 ||
-	    batch_dump_summary(b, emit, data) == -1)
-		return -1;
-	return batch_emit(emit, data, "}\n");
+	RENDER_OUT_LITERAL(&out, "],\"summary\":");
+	render_summary_out(&out, &b->summary);
+	RENDER_OUT_LITERAL(&out, "}\n");
+	return render_out_flush(&out);
 }
 
 int
 batch_write_line(
     struct batch *b, size_t index, json_dump_callback_t emit, void *data)
 {
-	if (batch_dump_result(b, index, emit, data) == -1)
-		return -1;
-	return batch_emit(emit, data, "\n");
+	struct render_out out;
+
+	render_out_init(&out, emit, data);
+	render_result_out(
+	    &out, index, &b->spec->items[index], &b->results[index]);
+	RENDER_OUT_LITERAL(&out, "\n");
+	return render_out_flush(&out);
 }
 
 int
 batch_write_summary_line(struct batch *b, json_dump_callback_t emit, void *data)
 {
-	if (batch_emit(emit, data, "{\"summary\":") == -1 ||
-	    batch_dump_summary(b, emit, data) == -1)
-		return -1;
-	return batch_emit(emit, data, "}\n");
+	struct render_out out;
+
+	render_out_init(&out, emit, data);
+	RENDER_OUT_LITERAL(&out, "{\"summary\":");
+	render_summary_out(&out, &b->summary);
+	RENDER_OUT_LITERAL(&out, "}\n");
+	return render_out_flush(&out);
 }

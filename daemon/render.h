@@ -1,8 +1,8 @@
 /*
- * render: results, summaries and error bodies as JSON text.  Each result
- * is built as a small jansson object and dumped at once through a
- * callback, so a large answer is written in one pass and never held as
- * one giant tree.  Pure: no I/O, no logging.
+ * render: results, summaries and error bodies as JSON text.  Results and
+ * summaries are written straight into a render_out buffer that flushes
+ * through a callback, so a large answer is written in one pass and never
+ * held as one giant tree.  Pure: no I/O, no logging.
  */
 #ifndef FANOUTD_RENDER_H
 #define FANOUTD_RENDER_H
@@ -13,20 +13,73 @@
 
 #include "fetch.h"
 
-/* Running counts for a fan-out's "summary". */
+/*
+ * Running counts for a fan-out's "summary".  A zeroed struct is an empty
+ * summary.  Distinct statuses are kept in a short sorted list while they
+ * fit, so that a small fan-out needs no table of every status; after
+ * that in status_table, which summary_reserve() allocates up front.
+ */
+#define SUMMARY_STATUS_MAX    600 /* statuses 0..599 are counted */
+#define SUMMARY_STATUS_INLINE 8
+
+struct summary_status {
+	int status;
+	size_t count;
+};
+
 struct summary {
 	size_t total, ok, failed;
-	size_t status_counts[600]; /* by HTTP status; 0..599 */
 	size_t error_counts[FETCH_E_COUNT];
+	size_t nstatuses; /* used entries of statuses, ascending */
+	struct summary_status statuses[SUMMARY_STATUS_INLINE];
+	size_t *status_table; /* heap, SUMMARY_STATUS_MAX counts, or NULL */
 	double elapsed_ms;
 };
 
+/* Make room for the statuses of n results; 0, or -1 out of memory. */
+int summary_reserve(struct summary *summary, size_t n);
+/*
+ * Count one result.  Without summary_reserve() a status beyond the
+ * inline list needs an allocation, and is not counted if that fails.
+ */
 void summary_add(struct summary *summary, const struct fetch_result *result);
+/* Free the status table and zero the summary. */
+void summary_reset(struct summary *summary);
 
-/* The result object for item index, written compactly through emit. */
+/*
+ * Text on its way to an emit callback, gathered so that a whole small
+ * answer goes out in one piece.  Kept on the caller's stack; only
+ * render.c touches the fields.
+ */
+#define RENDER_OUT_SIZE 8192
+
+struct render_out {
+	json_dump_callback_t emit;
+	void *data;
+	size_t len;
+	int rc; /* -1 once anything failed */
+	char buf[RENDER_OUT_SIZE];
+};
+
+void render_out_init(
+    struct render_out *out, json_dump_callback_t emit, void *data);
+void render_out_add(struct render_out *out, const char *text, size_t len);
+/* A string literal, without its NUL. */
+#define RENDER_OUT_LITERAL(out, lit) render_out_add(out, lit, sizeof(lit) - 1)
+/* Emit what is gathered; 0, or -1 when any step since init failed. */
+int render_out_flush(struct render_out *out);
+
+/* The result object for item index, compact. */
+void render_result_out(struct render_out *out, size_t index,
+    const struct fetch_spec *spec, const struct fetch_result *result);
+/* The summary object, compact. */
+void render_summary_out(struct render_out *out, const struct summary *summary);
+
+/* The same, each emitted in one piece; 0 or -1. */
 int render_result(size_t index, const struct fetch_spec *spec,
     const struct fetch_result *result, json_dump_callback_t emit, void *data);
-json_t *render_summary(const struct summary *summary);
+int render_summary(
+    const struct summary *summary, json_dump_callback_t emit, void *data);
 
 /* Dump value compactly through emit; 0 or -1. */
 int render_dump(json_t *value, json_dump_callback_t emit, void *data);

@@ -432,17 +432,15 @@ spec_new(const struct config *cfg, size_t count, struct request_error *err)
 		    cfg->max_urls);
 		return NULL;
 	}
-	if ((spec = calloc(1, sizeof(*spec))) == NULL)
-		goto fail;
+	/* One allocation: the spec, then its items. */
+	if ((spec = calloc(1, sizeof(*spec) + count * sizeof(*spec->items))) ==
+	    NULL) {
+		request_fail(err, 500, "internal", "out of memory");
+		return NULL;
+	}
 	spec->count = count;
-	if (count > 0 &&
-	    (spec->items = calloc(count, sizeof(*spec->items))) == NULL)
-		goto fail;
+	spec->items = (struct fetch_spec *)(spec + 1);
 	return spec;
-fail:
-	free(spec);
-	request_fail(err, 500, "internal", "out of memory");
-	return NULL;
 }
 
 static struct request_spec *
@@ -714,6 +712,5 @@ request_spec_free(struct request_spec *spec)
 		json_decref(item->id);
 		curl_slist_free_all(item->headers);
 	}
-	free(spec->items);
 	free(spec);
 }

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +60,18 @@ struct server {
 	struct config *cfg;
 	size_t inflight;
 	uint64_t next_id;
-	unsigned pid;            /* request ids: pid-counter, unique per run */
+	char id_prefix[16];      /* request ids: pid-counter, unique per run */
+	size_t id_prefix_len;    /* "1f2e-" */
 	struct server_req *reqs; /* fan-outs in flight, for shutdown */
+	/* SERVER_WATCH_DELAY_MS as a libevent common timeout, or NULL */
+	const struct timeval *watch_delay;
+};
+
+/* The client's address, kept to be written only when a line needs it. */
+union server_addr {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
 };
 
 /* What the access log says about one HTTP request. */
@@ -68,7 +79,7 @@ struct server_call {
 	struct evhttp_request *req;
 	const char *method;
 	const char *path;
-	char client[INET6_ADDRSTRLEN];
+	union server_addr client;
 	char id[REQUEST_ID_MAX + 1];
 	uint64_t start_ns;
 };
@@ -83,6 +94,8 @@ struct server_req {
 	struct event *watch; /* readable client socket: gone or pipelining */
 	bool stream;         /* NDJSON lines in completion order */
 	bool started;        /* the chunked reply has begun */
+	/* watch lives here: event_get_struct_event_size() bytes */
+	max_align_t watch_space[];
 };
 
 static const char *
@@ -112,46 +125,61 @@ server_status_text(int status)
 	}
 }
 
+/* The client's address as text ("" when unknown), for log lines. */
+static const char *
+server_client_name(const struct server_call *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (c->client.sa.sa_family == AF_INET)
+		inet_ntop(AF_INET, &c->client.sin.sin_addr, buf, len);
+	else if (c->client.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &c->client.sin6.sin6_addr, buf, len);
+	return buf;
+}
+
 static void
 server_log_call(struct server *s, const struct server_call *c, int status,
     const struct batch *b)
 {
 	const struct summary *sum = b != NULL ? batch_summary(b) : NULL;
+	char client[INET6_ADDRSTRLEN];
 
 	metrics_request(status);
 	if (!s->cfg->access_log)
 		return;
 	log_info("access client=%s method=%s path=%s status=%d urls=%zu ok=%zu "
 	         "failed=%zu elapsed_ms=%.1f id=%s",
-	    c->client, c->method, c->path, status, b ? batch_count(b) : 0,
-	    sum ? sum->ok : 0, sum ? sum->failed : 0,
-	    (double)(pool_now_ns() - c->start_ns) / 1e6, c->id);
+	    server_client_name(c, client, sizeof(client)), c->method, c->path,
+	    status, b ? batch_count(b) : 0, sum ? sum->ok : 0,
+	    sum ? sum->failed : 0, (double)(pool_now_ns() - c->start_ns) / 1e6,
+	    c->id);
 }
 
-/* Send a complete reply of type ctype; body may be NULL. */
+/*
+ * Send a complete reply of type ctype.  The body is what was written
+ * into the request's output buffer, which evhttp sends as it is.
+ */
 static void
 server_reply(struct server *s, const struct server_call *c, int status,
-    const char *ctype, struct evbuffer *body, const struct batch *b)
+    const char *ctype, const struct batch *b)
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
 
 	evhttp_add_header(out, "Content-Type", ctype);
 	evhttp_add_header(out, "X-Request-Id", c->id);
 	server_log_call(s, c, status, b);
-	evhttp_send_reply(c->req, status, server_status_text(status), body);
+	evhttp_send_reply(c->req, status, server_status_text(status), NULL);
 }
 
 static void
 server_reply_text(struct server *s, const struct server_call *c, int status,
     const char *ctype, const char *text)
 {
-	struct evbuffer *buf = evbuffer_new();
+	struct evbuffer *body = evhttp_request_get_output_buffer(c->req);
 
-	if (buf != NULL && text != NULL)
-		evbuffer_add(buf, text, strlen(text));
-	server_reply(s, c, status, ctype, buf, NULL);
-	if (buf != NULL)
-		evbuffer_free(buf);
+	if (text != NULL)
+		evbuffer_add(body, text, strlen(text));
+	server_reply(s, c, status, ctype, NULL);
 }
 
 static void
@@ -193,8 +221,7 @@ server_req_unlink(struct server_req *sr)
 static void
 server_req_free(struct server_req *sr)
 {
-	if (sr->watch != NULL)
-		event_free(sr->watch);
+	event_del(sr->watch);
 	server_req_unlink(sr);
 	batch_free(sr->batch);
 	free(sr);
@@ -285,7 +312,7 @@ static void
 server_on_batch_done(struct batch *batch, void *arg)
 {
 	struct server_req *sr = arg;
-	struct evbuffer *buf;
+	struct evbuffer *body = evhttp_request_get_output_buffer(sr->call.req);
 
 	if (sr->evcon != NULL)
 		evhttp_connection_set_closecb(sr->evcon, NULL, NULL);
@@ -293,15 +320,12 @@ server_on_batch_done(struct batch *batch, void *arg)
 		if (sr->evcon != NULL && !sr->started)
 			server_stream_start(sr);
 		server_finish_stream(sr);
-	} else if ((buf = evbuffer_new()) != NULL &&
-	           batch_write(batch, server_emit, buf) == 0) {
+	} else if (batch_write(batch, server_emit, body) == 0) {
 		/* Even for a client that is gone: send_reply frees req. */
 		server_reply(
-		    sr->server, &sr->call, 200, "application/json", buf, batch);
-		evbuffer_free(buf);
+		    sr->server, &sr->call, 200, "application/json", batch);
 	} else {
-		if (buf != NULL)
-			evbuffer_free(buf);
+		evbuffer_drain(body, evbuffer_get_length(body));
 		server_reply_error(sr->server, &sr->call, 500, "internal",
 		    "out of memory writing the answer");
 	}
@@ -331,9 +355,12 @@ server_on_readable(evutil_socket_t fd, short what, void *arg)
 	char byte;
 	ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
+	char client[INET6_ADDRSTRLEN];
+
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		log_debug("client %s went away; canceling request %s",
-		    sr->call.client, sr->call.id);
+		    server_client_name(&sr->call, client, sizeof(client)),
+		    sr->call.id);
 		batch_cancel(sr->batch);
 	} else if (n < 0)
 		event_add(sr->watch, NULL);
@@ -360,15 +387,19 @@ server_on_watch_timer(evutil_socket_t unused, short what, void *arg)
  * Most fan-outs finish in a few milliseconds: watching their socket would
  * cost two epoll_ctl calls each.  A timer (no system call) arms the
  * watch only for fan-outs still running after SERVER_WATCH_DELAY_MS.
+ * The event lives inside sr, and every request's timer has the same
+ * duration, so libevent keeps them in one common-timeout queue rather
+ * than its heap.
  */
 static void
 server_watch_client(struct server *s, struct server_req *sr)
 {
 	struct timeval delay = {0, SERVER_WATCH_DELAY_MS * 1000};
 
-	sr->watch = evtimer_new(s->base, server_on_watch_timer, sr);
-	if (sr->watch != NULL)
-		evtimer_add(sr->watch, &delay);
+	sr->watch = (struct event *)sr->watch_space;
+	evtimer_assign(sr->watch, s->base, server_on_watch_timer, sr);
+	evtimer_add(
+	    sr->watch, s->watch_delay != NULL ? s->watch_delay : &delay);
 }
 
 static bool
@@ -432,7 +463,8 @@ server_fetch(struct server *s, struct server_call *c)
 
 	if ((spec = server_parse(s, c)) == NULL)
 		return;
-	if ((sr = calloc(1, sizeof(*sr))) == NULL ||
+	if ((sr = calloc(1, sizeof(*sr) + event_get_struct_event_size())) ==
+	        NULL ||
 	    (sr->batch = batch_new(spec, s->cfg, &hooks)) == NULL) {
 		free(sr);
 		request_spec_free(spec);
@@ -446,13 +478,13 @@ server_fetch(struct server *s, struct server_call *c)
 	hooks.arg = sr;
 	hooks.on_result = sr->stream ? server_on_batch_result : NULL;
 	batch_set_hooks(sr->batch, &hooks);
+	server_watch_client(s, sr);
 	sr->next = s->reqs;
 	if (s->reqs != NULL)
 		s->reqs->prev = sr;
 	s->reqs = sr;
 	s->inflight++;
 	evhttp_connection_set_closecb(sr->evcon, server_on_close, sr);
-	server_watch_client(s, sr);
 	if (batch_start(sr->batch, s->pool,
 	        c->start_ns +
 	            (uint64_t)s->cfg->request_timeout_ms * 1000000u) == -1) {
@@ -567,14 +599,23 @@ server_request_id(struct server *s, struct server_call *c)
 	    evhttp_request_get_input_headers(c->req), "X-Request-Id");
 	size_t len = given != NULL ? strlen(given) : 0;
 
+	char digits[24];
+	uint64_t n = ++s->next_id;
+	size_t i = sizeof(digits);
+
 	if (len > 0 && len <= REQUEST_ID_MAX &&
 	    strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	                  "0123456789._-") == len) {
 		memcpy(c->id, given, len + 1);
 		return;
 	}
-	snprintf(c->id, sizeof(c->id), "%x-%llu", s->pid,
-	    (unsigned long long)++s->next_id);
+	/* id_prefix then the counter: snprintf's cost on every request */
+	do
+		digits[--i] = (char)('0' + n % 10);
+	while ((n /= 10) != 0);
+	memcpy(c->id, s->id_prefix, s->id_prefix_len);
+	memcpy(c->id + s->id_prefix_len, digits + i, sizeof(digits) - i);
+	c->id[s->id_prefix_len + sizeof(digits) - i] = '\0';
 }
 
 static void
@@ -592,12 +633,9 @@ server_call_init(
 	c->method = server_method_name(evhttp_request_get_command(req));
 	c->path = path != NULL && path[0] != '\0' ? path : "/";
 	if (sa != NULL && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-		    c->client, sizeof(c->client));
+		c->client.sin = *(const struct sockaddr_in *)sa;
 	else if (sa != NULL && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr, c->client,
-		    sizeof(c->client));
+		c->client.sin6 = *(const struct sockaddr_in6 *)sa;
 	server_request_id(s, c);
 }
 
@@ -743,8 +781,15 @@ server_new(struct event_base *base, struct config *cfg, struct pool *pool,
 		return NULL;
 	s->base = base;
 	s->pool = pool;
-	s->pid = (unsigned)getpid();
+	s->id_prefix_len = (size_t)snprintf(
+	    s->id_prefix, sizeof(s->id_prefix), "%x-", (unsigned)getpid());
 	s->cfg = config_ref(cfg);
+	{
+		struct timeval delay = {0, SERVER_WATCH_DELAY_MS * 1000};
+
+		/* NULL (out of memory) just means the heap. */
+		s->watch_delay = event_base_init_common_timeout(base, &delay);
+	}
 	if ((s->http = evhttp_new(base)) == NULL)
 		goto fail;
 	/* Every method reaches server_route, which answers 405 itself. */

@@ -46,6 +46,16 @@ assert_dump(json_t *value, const char *want)
 	json_decref(value);
 }
 
+/* The text render_summary writes. */
+static void
+assert_summary(const struct summary *s, const char *want)
+{
+	struct sink sink = {.len = 0};
+
+	ck_assert_int_eq(render_summary(s, sink_emit, &sink), 0);
+	ck_assert_str_eq(sink.text, want);
+}
+
 /* The text render_result writes for item index. */
 static void
 assert_result(size_t index, const struct fetch_spec *spec,
@@ -287,6 +297,82 @@ START_TEST(outside_text_with_bad_utf8_stays_valid_json)
 }
 END_TEST
 
+/* A random valid UTF-8 string: ASCII, escapes, controls, DEL, 2-4 bytes. */
+static void
+random_text(char *buf, size_t size, unsigned int *seed)
+{
+	static const char *const pieces[] = {"a", "/", "\"", "\\", "\n", "\t",
+	    "\x01", "\x1f", "\x7f", " ", "%", "\xc3\xa9", "\xe2\x82\xac",
+	    "\xf0\x9f\x98\x80", "?", "{", "}"};
+	size_t len = 0, n = (size_t)(rand_r(seed) % 24), i, k;
+
+	for (i = 0; i < n; i++) {
+		const char *p =
+		    pieces[rand_r(seed) % (sizeof(pieces) / sizeof(*pieces))];
+
+		k = strlen(p);
+		if (len + k >= size)
+			break;
+		memcpy(buf + len, p, k);
+		len += k;
+	}
+	buf[len] = '\0';
+}
+
+static void
+assert_member_str(json_t *o, const char *key, const char *want)
+{
+	json_t *v = json_object_get(o, key);
+
+	ck_assert_msg(json_is_string(v), "%s is not a string", key);
+	ck_assert_str_eq(json_string_value(v), want);
+}
+
+/*
+ * The answer's skeleton is written as text and only strings that need
+ * escaping go through jansson: whatever the strings and numbers, the
+ * text must parse back, with jansson, to exactly what went in.
+ */
+START_TEST(any_strings_and_numbers_round_trip_through_jansson)
+{
+	char url[128], eff[128], msg[128];
+	unsigned int seed = 20261125;
+	int i;
+
+	for (i = 0; i < 5000; i++) {
+		struct fetch_spec spec = {.url = url};
+		struct fetch_result r = {
+		    .error = i % 3 == 0 ? FETCH_E_CONNECT : FETCH_OK,
+		    .status = rand_r(&seed) % 600,
+		    .bytes = (int64_t)rand_r(&seed) * rand_r(&seed),
+		    .redirects = rand_r(&seed) % 20,
+		    .effective_url = eff,
+		    .message = msg,
+		    .remote_ip = "127.0.0.1",
+		};
+		json_t *o;
+
+		random_text(url, sizeof(url), &seed);
+		random_text(eff, sizeof(eff), &seed);
+		random_text(msg, sizeof(msg), &seed);
+		o = result_json((size_t)i, &spec, &r);
+		ck_assert_int_eq(
+		    json_integer_value(json_object_get(o, "index")), i);
+		assert_member_str(o, "url", url);
+		assert_member_str(o, "effective_url", eff);
+		ck_assert_int_eq(
+		    json_integer_value(json_object_get(o, "bytes")), r.bytes);
+		ck_assert_int_eq(
+		    json_integer_value(json_object_get(o, "redirects")),
+		    r.redirects);
+		if (r.error != FETCH_OK)
+			assert_member_str(
+			    json_object_get(o, "error"), "message", msg);
+		json_decref(o);
+	}
+}
+END_TEST
+
 static void
 add(struct summary *s, long status, enum fetch_error error)
 {
@@ -312,7 +398,7 @@ START_TEST(summary_counts_statuses_and_errors)
 	ck_assert_uint_eq(s.total, 9);
 	ck_assert_uint_eq(s.ok, 3);
 	ck_assert_uint_eq(s.failed, 6);
-	assert_dump(render_summary(&s),
+	assert_summary(&s,
 	    "{\"total\":9,\"ok\":3,\"failed\":6,\"status_counts\":{"
 	    "\"200\":3,\"302\":1,\"404\":1,\"500\":1},\"error_counts\":{"
 	    "\"dns\":1,\"timeout\":2,\"too_large\":1},\"elapsed_ms\":3.9}");
@@ -323,7 +409,7 @@ START_TEST(empty_summary_has_empty_counts)
 {
 	struct summary s = {0};
 
-	assert_dump(render_summary(&s),
+	assert_summary(&s,
 	    "{\"total\":0,\"ok\":0,\"failed\":0,\"status_counts\":{},"
 	    "\"error_counts\":{},\"elapsed_ms\":0.0}");
 }
@@ -337,9 +423,32 @@ START_TEST(summary_ignores_statuses_out_of_range)
 	add(&s, -1, FETCH_OK);
 	ck_assert_uint_eq(s.total, 2);
 	ck_assert_uint_eq(s.failed, 2);
-	assert_dump(render_summary(&s),
+	assert_summary(&s,
 	    "{\"total\":2,\"ok\":0,\"failed\":2,\"status_counts\":{},"
 	    "\"error_counts\":{},\"elapsed_ms\":0.0}");
+}
+END_TEST
+
+/* More distinct statuses than the inline list holds, reserved or not. */
+START_TEST(summary_counts_many_statuses)
+{
+	static const char want[] =
+	    "{\"total\":12,\"ok\":12,\"failed\":0,\"status_counts\":{"
+	    "\"200\":2,\"201\":1,\"202\":1,\"203\":1,\"204\":1,\"205\":1,"
+	    "\"206\":1,\"207\":1,\"208\":1,\"209\":1,\"210\":1},"
+	    "\"error_counts\":{},\"elapsed_ms\":0.0}";
+	struct summary s = {0};
+	int reserve, i;
+
+	for (reserve = 0; reserve < 2; reserve++) {
+		if (reserve)
+			ck_assert_int_eq(summary_reserve(&s, 12), 0);
+		for (i = 10; i >= 0; i--)
+			add(&s, 200 + i, FETCH_OK);
+		add(&s, 200, FETCH_OK);
+		assert_summary(&s, want);
+		summary_reset(&s);
+	}
 }
 END_TEST
 
@@ -396,9 +505,11 @@ render_suite(void)
 	tcase_add_test(tc, every_error_has_its_code);
 	tcase_add_test(tc, times_are_rounded_to_three_decimals);
 	tcase_add_test(tc, outside_text_with_bad_utf8_stays_valid_json);
+	tcase_add_test(tc, any_strings_and_numbers_round_trip_through_jansson);
 	tcase_add_test(tc, summary_counts_statuses_and_errors);
 	tcase_add_test(tc, empty_summary_has_empty_counts);
 	tcase_add_test(tc, summary_ignores_statuses_out_of_range);
+	tcase_add_test(tc, summary_counts_many_statuses);
 	tcase_add_test(tc, error_body_shape);
 	tcase_add_test(tc, dump_reports_a_failing_writer);
 	suite_add_tcase(s, tc);
