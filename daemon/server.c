@@ -352,10 +352,8 @@ static void
 server_on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct server_req *sr = arg;
-	char byte;
+	char byte, client[INET6_ADDRSTRLEN];
 	ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	char client[INET6_ADDRSTRLEN];
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		log_debug("client %s went away; canceling request %s",
@@ -598,10 +596,9 @@ server_request_id(struct server *s, struct server_call *c)
 	const char *given = evhttp_find_header(
 	    evhttp_request_get_input_headers(c->req), "X-Request-Id");
 	size_t len = given != NULL ? strlen(given) : 0;
-
 	char digits[24];
-	uint64_t n = ++s->next_id;
 	size_t i = sizeof(digits);
+	uint64_t n;
 
 	if (len > 0 && len <= REQUEST_ID_MAX &&
 	    strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -610,6 +607,7 @@ server_request_id(struct server *s, struct server_call *c)
 		return;
 	}
 	/* id_prefix then the counter: snprintf's cost on every request */
+	n = ++s->next_id;
 	do
 		digits[--i] = (char)('0' + n % 10);
 	while ((n /= 10) != 0);
