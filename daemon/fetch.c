@@ -474,8 +474,17 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 {
 	struct curl_slist *headers = spec->headers;
 	uint64_t end = fetch_now_ns() + (uint64_t)spec->timeout_ms * 1000000u;
-	char *url = strdup(spec->target), *next;
+	enum fetch_error error;
+	const char *message;
+	char *url, *next;
 	CURLcode code;
+
+	/* Checked here, not while parsing: on every core, and without
+	 * holding the loop thread for a 100,000-URL request. */
+	if ((url = request_check_url(spec->url, &error, &message)) == NULL) {
+		fetch_result_set_error(r, error, message);
+		return;
+	}
 
 	if (deadline_ns != 0 && deadline_ns < end)
 		end = deadline_ns;
@@ -508,7 +517,7 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 		if ((next = fetch_next_hop(w, spec, cfg, r)) == NULL)
 			break;
 		r->redirects++;
-		if (headers != NULL && !fetch_same_origin(spec->target, next))
+		if (headers != NULL && !fetch_same_origin(spec->url, next))
 			headers = NULL;
 		url = next;
 	}

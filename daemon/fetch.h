@@ -40,16 +40,18 @@ enum fetch_error {
 
 enum fetch_method { FETCH_GET, FETCH_HEAD };
 
-/* One target, as validated by request.c; immutable once built. */
+/*
+ * One target, as read by request.c; immutable once built.  Its URL is
+ * checked by fetch_perform() (request_check_url()), on the worker.
+ */
 struct fetch_spec {
-	char *url;    /* as the client gave it; NULL when not a string */
-	char *target; /* normalised by curl_url(); NULL when invalid */
-	json_t *id;   /* echoed back; NULL when absent (a reference) */
+	char *url;  /* as the client gave it; NULL when not a string */
+	json_t *id; /* echoed back; NULL when absent (a reference) */
 	struct curl_slist *headers; /* "Name: value" lines, or NULL */
 	int timeout_ms;
 	enum fetch_method method;
 	bool follow_redirects;
-	enum fetch_error error;    /* set when the item failed validation */
+	enum fetch_error error;    /* set when the item failed parsing */
 	const char *error_message; /* static text for that error */
 };
 
@@ -100,7 +102,9 @@ void fetch_worker_free(struct fetch_worker *worker);
 void fetch_worker_flush(struct fetch_worker *worker);
 
 /*
- * Fetch spec->target under cfg's limits, filling result.  Stops early,
+ * Check spec->url with request_check_url(), then fetch it under cfg's
+ * limits, filling result; a URL that fails the check is the result's
+ * error (invalid_url, unsupported_scheme).  Stops early,
  * as FETCH_E_CANCELED, once *cancel becomes true.  deadline_ns, when not
  * zero, is a monotonic instant no hop may run past.
  */

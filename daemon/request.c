@@ -1,15 +1,17 @@
 /*
  * request: the POST /fetch body turned into a validated request_spec.
  *
- * Two layers of validation.  The envelope (content type, JSON syntax, the
- * object's request-level fields, the item count) fails the whole request
- * with a request_error.  Each item is then validated alone: whatever is
- * wrong with it becomes that item's fetch error, so one bad URL never
- * costs the client the other answers.  The invariant fetch.c and batch.c
- * rely on: spec->target is set exactly when spec->error is FETCH_OK.
+ * Three layers of validation.  The envelope (content type, JSON syntax,
+ * the object's request-level fields, the item count) fails the whole
+ * request with a request_error.  Each item is then read alone: whatever is
+ * wrong with its shape becomes that item's fetch error, so one bad item
+ * never costs the client the other answers.  The URL itself is checked by
+ * request_check_url() on the worker that fetches it (fetch.c): curl_url()
+ * is most of the cost of reading an item, and a worker runs it in parallel
+ * with the other fetches instead of holding the loop thread.
  *
- * Every fetch_spec owns plain heap memory (url, target, its own header
- * list, a reference to id); nothing is shared between items, so
+ * Every fetch_spec owns plain heap memory (url, its own header list, a
+ * reference to id); nothing is shared between items, so
  * request_spec_free() is a flat loop.  Pure: no I/O, no logging.
  */
 #include <stdarg.h>
@@ -109,7 +111,6 @@ url_scheme_ok(CURLU *h)
 	return ok;
 }
 
-/* curl_url()'s normalised form, copied so the caller can free() it. */
 char *
 request_check_url(
     const char *url, enum fetch_error *error, const char **message)
@@ -406,16 +407,10 @@ item_parse(const struct config *cfg, const struct request_defaults *d,
 		    "item is not a URL string or object");
 		return;
 	}
-	spec->target =
-	    request_check_url(spec->url, &spec->error, &spec->error_message);
-	if (spec->target == NULL)
-		return;
 	if (headers_build(&spec->headers, d->headers,
 	        json_object_get(item, "headers")) == -1) {
 		curl_slist_free_all(spec->headers);
 		spec->headers = NULL;
-		free(spec->target);
-		spec->target = NULL;
 		item_fail(spec, FETCH_E_OTHER, "out of memory");
 	}
 }
@@ -708,7 +703,6 @@ request_spec_free(struct request_spec *spec)
 		struct fetch_spec *item = &spec->items[i];
 
 		free(item->url);
-		free(item->target);
 		json_decref(item->id);
 		curl_slist_free_all(item->headers);
 	}

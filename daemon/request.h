@@ -37,8 +37,10 @@ void request_spec_free(struct request_spec *spec);
 
 /*
  * Validate one URL as fetch.c will see it: parsed by curl_url(), http or
- * https only.  Returns the normalised URL (heap) or NULL with *error and
- * *message set.
+ * https only, no user credentials.  Returns a heap copy of url as given
+ * (curl parses it again, the same way), or NULL with *error and *message
+ * set.  Safe on any thread: fetch.c calls it for every item and every
+ * redirect hop.
  */
 char *request_check_url(
     const char *url, enum fetch_error *error, const char **message);

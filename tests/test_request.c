@@ -83,31 +83,52 @@ curl_normalised(const char *url)
 	return copy;
 }
 
-/* Valid: the target is the URL as given, and curl will fetch target. */
+/*
+ * An item's verdict, as the client sees it: its parse error, or else what
+ * request_check_url() says of its URL on the worker.  Returns the checked
+ * URL (heap) or NULL.
+ */
+static char *
+verdict(const struct fetch_spec *item, enum fetch_error *error,
+    const char **message)
+{
+	*error = item->error;
+	*message = item->error_message;
+	if (item->error != FETCH_OK)
+		return NULL;
+	return request_check_url(item->url, error, message);
+}
+
+/* Valid: fetched as given, and curl will fetch target. */
 static void
 assert_valid(const struct fetch_spec *item, const char *target)
 {
-	char *fetched;
+	enum fetch_error error;
+	const char *message;
+	char *checked = verdict(item, &error, &message), *fetched;
 
-	ck_assert_msg(item->error == FETCH_OK, "item %s failed: %s",
-	    item->url ? item->url : "(null)",
-	    item->error_message ? item->error_message : "");
-	ck_assert_ptr_nonnull(item->target);
-	ck_assert_str_eq(item->target, item->url);
-	fetched = curl_normalised(item->target);
+	ck_assert_msg(checked != NULL, "item %s failed: %s",
+	    item->url ? item->url : "(null)", message ? message : "");
+	ck_assert_str_eq(checked, item->url);
+	fetched = curl_normalised(checked);
 	ck_assert_str_eq(fetched, target);
 	free(fetched);
+	free(checked);
 }
 
 static void
 assert_invalid(const struct fetch_spec *item, enum fetch_error error)
 {
-	ck_assert_msg(item->error == error, "item %s: error %d, want %d",
-	    item->url ? item->url : "(null)", item->error, error);
-	ck_assert_ptr_null(item->target);
-	ck_assert_ptr_null(item->headers);
-	ck_assert_ptr_nonnull(item->error_message);
-	ck_assert_msg(item->error_message[0] != '\0', "empty message");
+	enum fetch_error got;
+	const char *message;
+
+	ck_assert_ptr_null(verdict(item, &got, &message));
+	ck_assert_msg(got == error, "item %s: error %d, want %d",
+	    item->url ? item->url : "(null)", got, error);
+	if (item->error != FETCH_OK)
+		ck_assert_ptr_null(item->headers);
+	ck_assert_ptr_nonnull(message);
+	ck_assert_msg(message[0] != '\0', "empty message");
 }
 
 /* The header list as "a|b|c", for one comparison. */
@@ -133,12 +154,17 @@ static bool
 one_valid_item(const char *type, const char *body)
 {
 	struct request_spec *spec = parse(type, body);
-	bool json;
+	enum fetch_error error;
+	const char *message;
+	char *checked;
+	bool valid;
 
 	ck_assert_uint_eq(spec->count, 1);
-	json = spec->items[0].error == FETCH_OK;
+	checked = verdict(&spec->items[0], &error, &message);
+	valid = checked != NULL;
+	free(checked);
 	request_spec_free(spec);
-	return json;
+	return valid;
 }
 
 START_TEST(content_types_choose_the_parser)
@@ -504,6 +530,8 @@ END_TEST
 
 START_TEST(item_errors_carry_a_message)
 {
+	enum fetch_error error;
+	const char *message;
 	struct request_spec *spec = parse("application/json",
 	    "[1, {\"id\": 7}, \"file:///etc/passwd\", \"http://a.example:x/\","
 	    " {\"url\": \"http://a.example/\", \"headers\": {\"a b\": "
@@ -516,8 +544,9 @@ START_TEST(item_errors_carry_a_message)
 	ck_assert_int_eq(json_integer_value(spec->items[1].id), 7);
 	ck_assert_ptr_null(spec->items[1].url);
 	ck_assert_str_eq(spec->items[2].url, "file:///etc/passwd");
-	/* curl_url_strerror's text */
-	ck_assert_ptr_nonnull(strstr(spec->items[3].error_message, "ort"));
+	/* curl_url_strerror's text, from the check on the worker */
+	ck_assert_ptr_null(verdict(&spec->items[3], &error, &message));
+	ck_assert_ptr_nonnull(strstr(message, "ort"));
 	ck_assert_str_eq(
 	    spec->items[4].error_message, "header name is not a token");
 	ck_assert_str_eq(spec->items[4].url, "http://a.example/");
