@@ -6,16 +6,23 @@
  * is written only when that list goes from empty to non-empty, so a burst
  * of completions costs the loop one wake-up.
  *
- * Threads are created on demand by pool_submit() (on the loop thread),
- * one per job that no idle or starting thread will take, up to
- * max_threads; a thread that waits idle_ms for work exits and parks
- * itself on the exited list, where the loop thread joins it later.  All
- * signals are blocked in workers: signals are the loop's business.
+ * Threads are created on demand, one per job that no idle or starting
+ * thread will take, up to max_threads.  Creating one costs 100 us or more
+ * here, so the loop thread never creates more than one: it counts the
+ * rest as owed, and the thread it starts, the spawner, creates them one
+ * after another before it takes a job.  The loop stays free for other
+ * clients while 10,000 threads start (it was busy for seconds when it
+ * created them itself), and creation stays serial: threads creating
+ * threads in parallel contend in the kernel and were slower.  A thread
+ * that waits idle_ms for work exits and parks itself on the exited list,
+ * where the loop thread joins it later.  All signals are blocked in
+ * workers: signals are the loop's business.
  */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +38,7 @@ struct pool_worker {
 	pthread_t tid;
 	struct pool *pool;
 	unsigned int flush_gen;
+	bool spawner; /* creates the owed threads first */
 };
 
 struct pool {
@@ -41,6 +49,8 @@ struct pool {
 	struct pool_job *done_head, *done_tail;
 	size_t queued, running, inflight;
 	size_t threads, idle, starting;
+	size_t owed;                /* counted in threads, not created yet */
+	bool spawning;              /* a spawner is creating the owed threads */
 	struct pool_worker *exited; /* to be joined by the loop thread */
 	struct pool_params params;
 	void (*flush_fn)(void *ctx);
@@ -134,6 +144,45 @@ pool_worker_exit_locked(struct pool *pool, struct pool_worker *w)
 	pthread_cond_broadcast(&pool->gone);
 }
 
+static int pool_spawn(struct pool *pool, bool spawner);
+
+/* Give up on the threads still owed (and failed ones); lock held. */
+static void
+pool_forgive_locked(struct pool *pool, size_t failed)
+{
+	failed += pool->owed;
+	pool->threads -= failed;
+	pool->starting -= failed;
+	pool->owed = 0;
+	pool->spawning = false;
+	pthread_cond_broadcast(&pool->gone);
+}
+
+/*
+ * The spawner's first duty: create the owed threads, one at a time, the
+ * count taken under the lock so that threads owed meanwhile are created
+ * too.  When one cannot be created, the rest are forgiven: the threads
+ * already alive run the queue.
+ */
+static void
+pool_create_owed(struct pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	while (pool->owed > 0 && !pool->stopping) {
+		pool->owed--;
+		pthread_mutex_unlock(&pool->lock);
+		if (pool_spawn(pool, false) == -1) {
+			pthread_mutex_lock(&pool->lock);
+			pool_forgive_locked(pool, 1);
+			pthread_mutex_unlock(&pool->lock);
+			return;
+		}
+		pthread_mutex_lock(&pool->lock);
+	}
+	pool_forgive_locked(pool, 0);
+	pthread_mutex_unlock(&pool->lock);
+}
+
 static void *
 pool_worker_main(void *arg)
 {
@@ -142,6 +191,8 @@ pool_worker_main(void *arg)
 	struct pool_job *job = NULL;
 	void *ctx = NULL;
 
+	if (w->spawner)
+		pool_create_owed(pool);
 	if (pool->params.worker_new != NULL)
 		ctx = pool->params.worker_new(pool->params.arg);
 	pthread_mutex_lock(&pool->lock);
@@ -177,7 +228,7 @@ pool_worker_main(void *arg)
  * lock: creating thousands of threads must not stall the workers.
  */
 static int
-pool_spawn(struct pool *pool)
+pool_spawn(struct pool *pool, bool spawner)
 {
 	struct pool_worker *w;
 	pthread_attr_t attr;
@@ -188,6 +239,7 @@ pool_spawn(struct pool *pool)
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return -1;
 	w->pool = pool;
+	w->spawner = spawner;
 	pthread_attr_init(&attr);
 	if (stack != 0)
 		pthread_attr_setstacksize(
@@ -261,6 +313,7 @@ pool_free(struct pool *pool)
 		return;
 	pthread_mutex_lock(&pool->lock);
 	pool->stopping = 1;
+	pool_forgive_locked(pool, 0);
 	pthread_cond_broadcast(&pool->work);
 	while (pool->threads > 0)
 		pthread_cond_wait(&pool->gone, &pool->lock);
@@ -274,10 +327,12 @@ pool_free(struct pool *pool)
 }
 
 /*
- * How many threads to start so that every queued job has one: counted
- * as alive and starting at once, so that concurrent decisions agree.
+ * Plan threads so that every queued job has one: counted as alive and
+ * starting at once, so that concurrent decisions agree, and owed until
+ * created.  Returns 1 when the caller must start a spawner (none is at
+ * work), else 0.
  */
-static size_t
+static int
 pool_plan_growth_locked(struct pool *pool)
 {
 	size_t ready = pool->idle + pool->starting, n = 0;
@@ -289,26 +344,24 @@ pool_plan_growth_locked(struct pool *pool)
 		n = pool->queued - ready < room ? pool->queued - ready : room;
 	pool->threads += n;
 	pool->starting += n;
-	return n;
+	pool->owed += n;
+	if (pool->spawning || pool->owed == 0)
+		return 0;
+	pool->owed--;
+	pool->spawning = true;
+	return 1;
 }
 
-/* Start n planned threads; returns how many could not be started. */
-static size_t
-pool_grow(struct pool *pool, size_t n)
+/* Start the spawner planned above; -1 when it could not start. */
+static int
+pool_kick(struct pool *pool, int kick)
 {
-	size_t failed = 0;
-
-	while (n-- > 0)
-		if (pool_spawn(pool) == -1)
-			failed++;
-	if (failed > 0) {
-		pthread_mutex_lock(&pool->lock);
-		pool->threads -= failed;
-		pool->starting -= failed;
-		pthread_cond_broadcast(&pool->gone);
-		pthread_mutex_unlock(&pool->lock);
-	}
-	return failed;
+	if (kick == 0 || pool_spawn(pool, true) == 0)
+		return 0;
+	pthread_mutex_lock(&pool->lock);
+	pool_forgive_locked(pool, 1);
+	pthread_mutex_unlock(&pool->lock);
+	return -1;
 }
 
 int
@@ -316,7 +369,8 @@ pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 {
 	struct pool_job *job, *last = NULL, *prev_tail;
 	uint64_t now = pool_now_ns();
-	size_t i, idle, wake, grow;
+	size_t i, idle, wake;
+	int kick;
 
 	if (n == 0)
 		return 0;
@@ -341,7 +395,7 @@ pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 	pool->inflight += n;
 	idle = pool->idle;
 	wake = idle < n ? idle : n;
-	grow = pool_plan_growth_locked(pool);
+	kick = pool_plan_growth_locked(pool);
 	pthread_mutex_unlock(&pool->lock);
 	/* Signal after unlocking: a woken worker takes the lock at once
 	 * instead of waking only to sleep on it.  When every idle worker
@@ -352,10 +406,10 @@ pool_submit(struct pool *pool, struct pool_job *first, size_t n)
 	else
 		for (i = 0; i < wake; i++)
 			pthread_cond_signal(&pool->work);
-	if (grow == 0 || pool_grow(pool, grow) < grow)
+	if (pool_kick(pool, kick) == 0)
 		return 0;
-	/* Not one thread could start: if none is alive, nothing would ever
-	 * run these jobs, so take them back and refuse. */
+	/* No thread could start: if none is alive, nothing would ever run
+	 * these jobs, so take them back and refuse. */
 	pthread_mutex_lock(&pool->lock);
 	if (pool->threads > 0) {
 		pthread_mutex_unlock(&pool->lock);
@@ -406,7 +460,7 @@ pool_drain(struct pool *pool)
 void
 pool_resize(struct pool *pool, int max_threads, int queue_limit, int idle_ms)
 {
-	size_t grow;
+	int kick;
 
 	pthread_mutex_lock(&pool->lock);
 	pool->params.max_threads = max_threads;
@@ -414,9 +468,9 @@ pool_resize(struct pool *pool, int max_threads, int queue_limit, int idle_ms)
 	pool->params.idle_ms = idle_ms;
 	/* Idle threads re-check the limits; extra ones exit. */
 	pthread_cond_broadcast(&pool->work);
-	grow = pool_plan_growth_locked(pool);
+	kick = pool_plan_growth_locked(pool);
 	pthread_mutex_unlock(&pool->lock);
-	pool_grow(pool, grow);
+	pool_kick(pool, kick);
 }
 
 void
