@@ -106,28 +106,6 @@ raise_nofile(void)
 	}
 }
 
-/*
- * evhttp stops reading a keep-alive connection while it answers, then
- * re-arms it for reading and writing: four epoll_ctl calls per request.
- * The changelist folds the changes made in one loop iteration into one
- * call (three per request, measured with strace -c under wrk).  It is
- * unsafe only with dup()ed descriptors, and no descriptor in this loop is
- * ever dup()ed.
- */
-static struct event_base *
-loop_new(void)
-{
-	struct event_config *ec;
-	struct event_base *base;
-
-	if ((ec = event_config_new()) == NULL)
-		return NULL;
-	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	base = event_base_new_with_config(ec);
-	event_config_free(ec);
-	return base;
-}
-
 static void *
 worker_new(void *arg)
 {
@@ -256,7 +234,7 @@ daemon_start(struct daemon *d)
 	nfds = passed_sockets(fds, 16);
 	if (fetch_global_init(err, sizeof(err)) == -1)
 		fatalx("%s", err);
-	if ((d->base = loop_new()) == NULL)
+	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	if ((d->pool = pool_new(&pp, err, sizeof(err))) == NULL)
 		fatalx("%s", err);

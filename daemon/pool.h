@@ -7,10 +7,10 @@
  *
  * Threads are started on demand, up to max_threads; the submitting thread
  * starts at most one, which starts the others, so a burst of thousands
- * never stalls the loop.  A thread idle for idle_ms exits.  queue_limit bounds jobs waiting plus running;
- * pool_submit() takes a whole batch or none of it.  One mutex guards the
- * queue and the completion list, so a worker takes it once per job: to
- * hand back the last job and take the next.
+ * never stalls the loop.  A thread idle for idle_ms exits.  queue_limit bounds
+ * jobs waiting plus running; pool_submit() takes a whole batch or none of it.
+ * One mutex guards the queue and the completion list, so a worker takes it once
+ * per job: to hand back the last job and take the next.
  */
 #ifndef FANOUTD_POOL_H
 #define FANOUTD_POOL_H
