@@ -113,24 +113,25 @@ class GatedDaemon(h.Daemon):
             return False
 
 
+def set_environment(values):
+    """Set each variable to its value, or unset it for None."""
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @contextlib.contextmanager
 def environment(**values):
     """Set environment variables (None: unset) for processes started
     inside; restored after.  Tests run one at a time, so this is safe."""
     saved = {k: os.environ.get(k) for k in values}
     try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        set_environment(values)
         yield
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        set_environment(saved)
 
 
 def redirect_to(u, target):
