@@ -29,7 +29,8 @@ struct fetch_xfer {
 	const atomic_bool *cancel;
 	int64_t bytes;
 	int too_large;
-	int blocked;
+	int blocked;      /* the target policy refused an address */
+	int blocked_late; /* ... on a connection that was already open */
 	char blocked_ip[INET6_ADDRSTRLEN];
 };
 
@@ -207,6 +208,7 @@ static int fetch_progress(
     void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
 static curl_socket_t fetch_opensocket(
     void *, curlsocktype, struct curl_sockaddr *);
+static int fetch_prereq(void *, char *, char *, int, int);
 
 /*
  * The options that never change for a handle, set once rather than reset
@@ -235,6 +237,8 @@ fetch_handle_new(struct fetch_worker *w)
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w->xfer);
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, fetch_opensocket);
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &w->xfer);
+	curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, fetch_prereq);
+	curl_easy_setopt(h, CURLOPT_PREREQDATA, &w->xfer);
 	return h;
 }
 
@@ -300,15 +304,14 @@ fetch_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 static bool
 fetch_target_allowed(const struct config *cfg, const struct sockaddr *sa)
 {
-	if (policy_match(&cfg->deny_targets, sa))
-		return false;
-	if (cfg->allow_targets.count > 0 &&
-	    !policy_match(&cfg->allow_targets, sa))
-		return false;
-	return true;
+	return policy_target_allowed(
+	    &cfg->deny_targets, &cfg->allow_targets, sa);
 }
 
-/* Every connect, on every hop, comes through here after DNS. */
+/*
+ * Every new connection, on every hop, comes through here after DNS and
+ * before connect(): a denied address never even gets a SYN.
+ */
 static curl_socket_t
 fetch_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 {
@@ -329,6 +332,32 @@ fetch_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 	}
 	return socket(
 	    addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/*
+ * Every request, on a new or a reused connection, comes through here
+ * before its first byte is sent: the address the connection actually
+ * reached is checked against this fetch's policy.  A pooled connection
+ * opened for a fan-out admitted before a reload that tightened the
+ * policy is refused here, as is anything the socket check missed.  No
+ * address (which should not happen) is refused too.
+ */
+static int
+fetch_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port,
+    int local_port)
+{
+	struct fetch_xfer *x = arg;
+	struct sockaddr_storage ss;
+
+	if (policy_sockaddr_parse(primary_ip, &ss) == 0 &&
+	    fetch_target_allowed(x->cfg, (const struct sockaddr *)&ss))
+		return CURL_PREREQFUNC_OK;
+	x->blocked = x->blocked_late = 1;
+	snprintf(x->blocked_ip, sizeof(x->blocked_ip), "%s",
+	    primary_ip != NULL && primary_ip[0] != '\0'
+	        ? primary_ip
+	        : "an unknown address");
+	return CURL_PREREQFUNC_ABORT;
 }
 
 /* The options of one hop; the rest were set by fetch_handle_new(). */
@@ -393,11 +422,13 @@ fetch_fail(struct fetch_worker *w, struct fetch_xfer *x, CURLcode code,
 		snprintf(msg, sizeof(msg),
 		    "response body exceeds limits.max_response_bytes (%lld)",
 		    (long long)x->cfg->max_response_bytes);
-	} else if (code == CURLE_COULDNT_CONNECT && x->blocked) {
+	} else if (x->blocked && (code == CURLE_COULDNT_CONNECT ||
+	                             code == CURLE_ABORTED_BY_CALLBACK)) {
 		e = FETCH_E_BLOCKED;
 		snprintf(msg, sizeof(msg),
 		    "connection to %s refused by the target policy",
 		    x->blocked_ip);
+		r->remote_ip[0] = '\0'; /* nothing was sent there */
 	}
 	fetch_result_set_error(r, e, msg);
 }
@@ -512,6 +543,9 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 		fetch_collect(w, r);
 		if (code != CURLE_OK) {
 			fetch_fail(w, x, code, r);
+			/* curl keeps the refused connection in its cache */
+			if (x->blocked_late)
+				fetch_worker_flush(w);
 			break;
 		}
 		if ((next = fetch_next_hop(w, spec, cfg, r)) == NULL)

@@ -124,14 +124,6 @@ worker_flush(void *ctx)
 	fetch_worker_flush(ctx);
 }
 
-static bool
-policies_equal(const struct policy *a, const struct policy *b)
-{
-	return a->count == b->count &&
-	       (a->count == 0 ||
-	           memcmp(a->nets, b->nets, a->count * sizeof(*a->nets)) == 0);
-}
-
 /* One log line per error, so each keeps its priority in the journal. */
 static void
 log_config_errors(char *err)
@@ -167,8 +159,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		    "listen.* changed: it takes effect at the next start");
 	log_set_level(cfg->log_level);
 	pool_resize(d->pool, cfg->threads, cfg->queue_limit, cfg->idle_ms);
-	if (!policies_equal(&cfg->deny_targets, &d->cfg->deny_targets) ||
-	    !policies_equal(&cfg->allow_targets, &d->cfg->allow_targets))
+	if (!policy_equal(&cfg->deny_targets, &d->cfg->deny_targets) ||
+	    !policy_equal(&cfg->allow_targets, &d->cfg->allow_targets))
 		pool_broadcast(d->pool, worker_flush);
 	server_set_config(d->server, cfg);
 	config_unref(d->cfg);

@@ -1,9 +1,13 @@
 /*
- * policy: lists of CIDR networks (IPv4 and IPv6) and matching of socket
- * addresses against them.  Pure: no I/O, no logging.  IPv4 addresses
- * wrapped in IPv6 (mapped ::ffff:0:0/96, compatible ::/96, NAT64
- * 64:ff9b::/96, 6to4 2002::/16) are unwrapped and matched as IPv4 too, so
- * no spelling of an address slips past an IPv4 rule.
+ * policy: lists of CIDR networks (IPv4 and IPv6), matching of socket
+ * addresses against them, and the target rule built from them.  Pure: no
+ * I/O, no logging.
+ *
+ * A deny list sees through every IPv6 wrapping of an IPv4 address
+ * (mapped ::ffff:0:0/96, compatible ::/96, NAT64 64:ff9b::/96, 6to4
+ * 2002::/16), so no spelling slips past an IPv4 rule.  An allow list sees
+ * only through the mapped form, which is the same host; the others would
+ * widen it.  A mapped entry (::ffff:a.b.c.d/96+n) is stored as IPv4.
  */
 #ifndef FANOUTD_POLICY_H
 #define FANOUTD_POLICY_H
@@ -32,8 +36,28 @@ int policy_add(
     struct policy *policy, const char *text, char *err, size_t errlen);
 /* Free the list; the struct itself may be reused. */
 void policy_reset(struct policy *policy);
-/* True when the address (or the IPv4 address it wraps) is in the list. */
+enum policy_unwrap {
+	POLICY_DENY_LIST,  /* every wrapped IPv4 address counts */
+	POLICY_ALLOW_LIST, /* only the mapped form counts */
+};
+
+/* True when the address, or an IPv4 address it wraps, is in the list. */
+bool policy_match_in(const struct policy *policy, const struct sockaddr *sa,
+    enum policy_unwrap mode);
+/* policy_match_in(..., POLICY_DENY_LIST). */
 bool policy_match(const struct policy *policy, const struct sockaddr *sa);
 bool policy_match_text(const struct policy *policy, const char *addr);
+/* 0.0.0.0/8 or ::, also wrapped in IPv6. */
+bool policy_is_unspecified(const struct sockaddr *sa);
+/*
+ * May a fetch connect to sa?  Never to an unspecified address, never to
+ * one deny matches; and when allow is not empty, only to one it admits.
+ */
+bool policy_target_allowed(const struct policy *deny,
+    const struct policy *allow, const struct sockaddr *sa);
+/* "a.b.c.d", "x::y" or "x::y%zone" -> address; 0, or -1 when not one. */
+int policy_sockaddr_parse(const char *addr, struct sockaddr_storage *ss);
+/* Same networks in the same order. */
+bool policy_equal(const struct policy *a, const struct policy *b);
 
 #endif

@@ -194,13 +194,63 @@ is_field_value(const char *s, size_t len)
 }
 
 /*
+ * Headers that describe the message or the connection rather than the
+ * request.  The fetch sends no body, and libcurl sets the framing itself;
+ * a caller's Content-Length or Transfer-Encoding on a bodiless GET makes
+ * the upstream read the NEXT request on that pooled connection as this
+ * one's body, and that request may be another client's (smuggling).
+ * Connection-level headers (Connection, Keep-Alive, Upgrade, TE, Trailer,
+ * Expect, Proxy-*) are hop-by-hop: they would change how the upstream
+ * treats the shared connection.  Each message names the header.
+ */
+static const struct {
+	const char *name;
+	const char *reason;
+} request_refused_headers[] = {
+    {"Content-Length", "header \"Content-Length\" is refused: framing is "
+                       "libcurl's to set (RFC 9112 6)"},
+    {"Transfer-Encoding", "header \"Transfer-Encoding\" is refused: "
+                          "framing is libcurl's to set (RFC 9112 6)"},
+    {"Connection", "header \"Connection\" is refused: it is hop-by-hop "
+                   "(RFC 9110 7.6.1)"},
+    {"Keep-Alive", "header \"Keep-Alive\" is refused: it is hop-by-hop "
+                   "(RFC 9110 7.6.1)"},
+    {"Upgrade", "header \"Upgrade\" is refused: it is hop-by-hop "
+                "(RFC 9110 7.8)"},
+    {"TE", "header \"TE\" is refused: it is hop-by-hop (RFC 9110 10.1.4)"},
+    {"Trailer", "header \"Trailer\" is refused: it describes framing "
+                "(RFC 9110 6.6.2)"},
+    {"Expect", "header \"Expect\" is refused: it changes how the body is "
+               "sent (RFC 9110 10.1.1)"},
+};
+
+/* NULL, or why a caller may not set this header. */
+static const char *
+header_refused(const char *name, size_t len)
+{
+	size_t i;
+
+	if (len >= 6 && strncasecmp(name, "Proxy-", 6) == 0)
+		return "a \"Proxy-*\" header is refused: it is for proxies, "
+		       "and fanoutd uses none";
+	for (i = 0; i < sizeof(request_refused_headers) /
+	                    sizeof(request_refused_headers[0]);
+	     i++)
+		if (len == strlen(request_refused_headers[i].name) &&
+		    strncasecmp(name, request_refused_headers[i].name, len) ==
+		        0)
+			return request_refused_headers[i].reason;
+	return NULL;
+}
+
+/*
  * Validate a {name: value} header object, adding its line bytes to
  * *bytes.  Returns NULL or a static reason.
  */
 static const char *
 headers_check(json_t *headers, size_t *bytes)
 {
-	const char *name;
+	const char *name, *refused;
 	size_t namelen;
 	json_t *value;
 
@@ -210,6 +260,8 @@ headers_check(json_t *headers, size_t *bytes)
 	{
 		if (!is_token(name, namelen))
 			return "header name is not a token";
+		if ((refused = header_refused(name, namelen)) != NULL)
+			return refused;
 		if (!json_is_string(value))
 			return "header value is not a string";
 		if (!is_field_value(

@@ -643,7 +643,8 @@ server_client_allowed(struct server *s, struct evhttp_request *req)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
 
-	return sa != NULL && policy_match(&s->cfg->allow_clients, sa);
+	return sa != NULL &&
+	       policy_match_in(&s->cfg->allow_clients, sa, POLICY_ALLOW_LIST);
 }
 
 static void

@@ -77,9 +77,11 @@ START_TEST(parse_bare_address_is_full_length)
 	ck_assert_int_eq(policy_net_parse("::1", &net, err, sizeof(err)), 0);
 	ck_assert_int_eq(net.family, AF_INET6);
 	ck_assert_uint_eq(net.prefix, 128);
+	/* a mapped entry names an IPv4 address, and is stored as one */
 	ck_assert_int_eq(
 	    policy_net_parse("::ffff:1.2.3.4", &net, err, sizeof(err)), 0);
-	ck_assert_int_eq(net.family, AF_INET6);
+	ck_assert_int_eq(net.family, AF_INET);
+	ck_assert_uint_eq(net.prefix, 32);
 }
 END_TEST
 
@@ -245,7 +247,115 @@ START_TEST(families_do_not_mix)
 	/* 2001:db8::1 carries no IPv4 address, so no IPv4 rule applies */
 	ck_assert(!match_one("0.0.0.0/0", "2001:db8::1"));
 	ck_assert(!match_one("::/0", "1.2.3.4"));
-	ck_assert(!match_one("::ffff:0:0/96", "1.2.3.4"));
+	ck_assert(!match_one("::ffff:0:0/95", "1.2.3.4"));
+}
+END_TEST
+
+/* A mapped entry matches the plain IPv4 address (issue 9, item 8). */
+START_TEST(mapped_entry_matches_ipv4)
+{
+	ck_assert(match_one("::ffff:169.254.0.0/112", "169.254.169.254"));
+	ck_assert(match_one("::ffff:169.254.0.0/112", "::ffff:169.254.1.1"));
+	ck_assert(!match_one("::ffff:169.254.0.0/112", "169.255.0.1"));
+	ck_assert(match_one("::ffff:0:0/96", "1.2.3.4"));
+	ck_assert(match_one("::ffff:a9fe:a9fe", "169.254.169.254"));
+}
+END_TEST
+
+/* Match text in allow-list mode. */
+static bool
+admits_one(const char *cidr, const char *addr)
+{
+	const char *const list[] = {cidr, NULL};
+	struct sockaddr_storage ss;
+	struct policy p;
+	bool hit;
+
+	build(&p, list);
+	ck_assert_int_eq(policy_sockaddr_parse(addr, &ss), 0);
+	hit = policy_match_in(
+	    &p, (const struct sockaddr *)&ss, POLICY_ALLOW_LIST);
+	policy_reset(&p);
+	return hit;
+}
+
+/*
+ * An allow list sees through the mapped form (the same host) and no other
+ * wrapping: 10.0.0.0/8 must not admit 6to4, NAT64 or compatible addresses
+ * that embed 10.x (issue 9, item 8).
+ */
+START_TEST(allow_list_unwraps_mapped_only)
+{
+	ck_assert(admits_one("10.0.0.0/8", "10.1.2.3"));
+	ck_assert(admits_one("10.0.0.0/8", "::ffff:10.1.2.3"));
+	ck_assert(!admits_one("10.0.0.0/8", "2002:a01:203::1"));
+	ck_assert(!admits_one("10.0.0.0/8", "64:ff9b::10.1.2.3"));
+	ck_assert(!admits_one("10.0.0.0/8", "::10.1.2.3"));
+	/* the deny-list view of the same addresses does see them */
+	ck_assert(match_one("10.0.0.0/8", "2002:a01:203::1"));
+	ck_assert(match_one("10.0.0.0/8", "64:ff9b::10.1.2.3"));
+	ck_assert(match_one("10.0.0.0/8", "::10.1.2.3"));
+}
+END_TEST
+
+/* Each spelling of "this host" that Linux connects to loopback. */
+static const char *const unspecified[] = {
+    "0.0.0.0",
+    "0.1.2.3",
+    "0.255.255.255",
+    "::",
+    "::ffff:0.0.0.0",
+    "::ffff:0.0.0.1",
+    "64:ff9b::0.0.0.0",
+    "2002:0:0::",
+    "::0.0.0.2",
+};
+
+START_TEST(unspecified_is_never_a_target)
+{
+	const char *const all[] = {"0.0.0.0/0", "::/0", NULL};
+	struct policy empty = {0}, every;
+	struct sockaddr_storage ss;
+	const struct sockaddr *sa = (const struct sockaddr *)&ss;
+
+	build(&every, all);
+	ck_assert_int_eq(policy_sockaddr_parse(unspecified[_i], &ss), 0);
+	ck_assert_msg(policy_is_unspecified(sa), "%s", unspecified[_i]);
+	ck_assert_msg(!policy_target_allowed(&empty, &empty, sa),
+	    "%s allowed by empty lists", unspecified[_i]);
+	ck_assert_msg(!policy_target_allowed(&empty, &every, sa),
+	    "%s allowed by an allow-everything list", unspecified[_i]);
+	policy_reset(&every);
+}
+END_TEST
+
+START_TEST(target_rule)
+{
+	const char *const deny[] = {"127.0.0.0/8", "::1/128", NULL};
+	const char *const allow[] = {"10.0.0.0/8", NULL};
+	struct policy d, a, empty = {0};
+	struct sockaddr_storage ss;
+	const struct sockaddr *sa = (const struct sockaddr *)&ss;
+
+	build(&d, deny);
+	build(&a, allow);
+	policy_sockaddr_parse("127.0.0.1", &ss);
+	ck_assert(!policy_target_allowed(&d, &empty, sa));
+	policy_sockaddr_parse("::ffff:127.0.0.1", &ss);
+	ck_assert(!policy_target_allowed(&d, &empty, sa));
+	policy_sockaddr_parse("::1", &ss);
+	ck_assert(!policy_target_allowed(&d, &empty, sa));
+	policy_sockaddr_parse("192.0.2.1", &ss);
+	ck_assert(policy_target_allowed(&d, &empty, sa));
+	ck_assert(!policy_target_allowed(&d, &a, sa));
+	policy_sockaddr_parse("10.0.0.1", &ss);
+	ck_assert(policy_target_allowed(&d, &a, sa));
+	policy_sockaddr_parse("2002:a00:1::", &ss);
+	ck_assert(!policy_target_allowed(&d, &a, sa));
+	ck_assert_int_eq(policy_sockaddr_parse("not an address", &ss), -1);
+	ck_assert_int_eq(policy_sockaddr_parse(NULL, &ss), -1);
+	policy_reset(&d);
+	policy_reset(&a);
 }
 END_TEST
 
@@ -302,6 +412,7 @@ END_TEST
 START_TEST(ipv6_rule_matches_raw_wrapped)
 {
 	ck_assert(match_one("::ffff:0:0/96", "::ffff:10.0.0.1"));
+	ck_assert(match_one("::ffff:0:0/96", "10.0.0.1"));
 	ck_assert(match_one("2002::/16", "2002:a9fe:a9fe::"));
 	ck_assert(match_one("64:ff9b::/96", "64:ff9b::1.2.3.4"));
 }
@@ -372,6 +483,11 @@ policy_suite(void)
 	tcase_add_test(match, ipv4_boundaries);
 	tcase_add_test(match, ipv6_boundaries);
 	tcase_add_test(match, families_do_not_mix);
+	tcase_add_test(match, mapped_entry_matches_ipv4);
+	tcase_add_test(match, allow_list_unwraps_mapped_only);
+	tcase_add_loop_test(match, unspecified_is_never_a_target, 0,
+	    sizeof(unspecified) / sizeof(unspecified[0]));
+	tcase_add_test(match, target_rule);
 	tcase_add_loop_test(match, unwrap_matches_ipv4_rule, 0,
 	    sizeof(wrapped_metadata) / sizeof(wrapped_metadata[0]));
 	tcase_add_loop_test(match, unwrap_non_match, 0,

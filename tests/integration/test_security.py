@@ -296,6 +296,143 @@ def test_reload_policy_drops_pooled_connections():
             eq(u2.hits(), 2, "requests that reached the upstream")
 
 
+# Issue 9, item 1: every spelling of the unspecified address, which Linux
+# connects to the local host.
+UNSPECIFIED_V4 = ["0.0.0.0", "0", "%30", "0x0", "00000", "0.0",
+                  "[::ffff:0.0.0.0]"]
+UNSPECIFIED_V6 = ["[::]", "[::0.0.0.0]", "[0:0:0:0:0:0:0:0]"]
+DENY_LOOPBACK = {"security": {"deny_targets": ["127.0.0.1/32", "::1/128"]}}
+
+
+def unspecified_urls(port, spellings):
+    return [f"http://{host}:{port}/status/200?{i}"
+            for i, host in enumerate(spellings)]
+
+
+def assert_none_reached(res, *upstreams):
+    for r in res:
+        check(code_of(r) in ("blocked", "invalid_url"),
+              f"{r['url']}: {r['error']} (status {r['status']})")
+        eq(r["status"], None, f"status for {r['url']}")
+        eq(r["remote_ip"], None, f"remote_ip for {r['url']}")
+    for u in upstreams:
+        eq(u.hits(), 0, f"requests that reached {u.host}")
+
+
+def test_unspecified_address_never_fetched():
+    """0.0.0.0 in every spelling (and :: for IPv6) reaches loopback on
+    Linux: with loopback denied, none of them may get through, directly
+    or by redirect."""
+    v6 = h.ipv6_available()
+    with upstream_at() as u4, upstream_at(OTHER) as hop:
+        u6 = h.Upstream("::1") if v6 else None
+        try:
+            urls = unspecified_urls(u4.port, UNSPECIFIED_V4)
+            if v6:
+                urls += unspecified_urls(u6.port, UNSPECIFIED_V6)
+            urls += [redirect_to(hop, url) for url in list(urls)]
+            with h.run_daemon(DENY_LOOPBACK) as d:
+                res = results_of(d.fetch_ok(urls), urls)
+                assert_none_reached(res, u4, *([u6] if v6 else []))
+                check(sum(code_of(r) == "blocked" for r in res)
+                      >= len(res) - 2,
+                      f"most spellings should parse and be blocked: "
+                      f"{[(r['url'], code_of(r)) for r in res]}")
+        finally:
+            if u6 is not None:
+                eq(u6.stop(), None, "upstream on ::1 stop")
+
+
+def test_unspecified_address_blocked_whatever_the_lists():
+    """No deny list at all, or an allow list of everything: 0.0.0.0 and
+    :: are still never fetched."""
+    with upstream_at() as u4:
+        urls = unspecified_urls(u4.port, ["0.0.0.0", "0", "[::ffff:0.0.0.0]"])
+        if h.ipv6_available():
+            urls += [f"http://[::]:{u4.port}/status/200"]
+        for sec in ({"deny_targets": []},
+                    {"deny_targets": [], "allow_targets": ["0.0.0.0/0",
+                                                           "::/0"]}):
+            with h.run_daemon({"security": sec}) as d:
+                assert_none_reached(results_of(d.fetch_ok(urls), urls), u4)
+        control = u4.url("/status/200")
+        with h.run_daemon({"security": {"deny_targets": []}}) as d:
+            eq(results_of(d.fetch_ok([control]), [control])[0]["status"],
+               200, "control: 127.0.0.1 itself is allowed")
+
+
+def test_reload_tightening_policy_reaches_nothing_new():
+    """Issue 9, item 2.  A fan-out admitted before a reload that denies
+    a target may open a connection to it under the old policy; nothing
+    admitted after the reload may reach that target, even on a pooled
+    connection.  One worker, so that connections are shared."""
+    with upstream_at() as u1, upstream_at(OTHER) as u2:
+        cfg = {"workers": {"threads": 1}, "security": {"deny_targets": []},
+               "log": {"level": "info"}}
+        with h.run_daemon(cfg) as d:
+            old = [u1.url("/delay/600"), u2.url("/status/200?old")]
+            box = {}
+            t = threading.Thread(target=lambda: box.update(
+                a=d.fetch_ok(old, timeout=20)))
+            t.start()
+            h.wait_for(lambda: u1.hits("/delay") == 1, 5,
+                       "the old fan-out's first fetch to start")
+            settings = h.merge(d.config, {
+                "listen": {"address": d.host, "port": d.port},
+                "security": {"deny_targets": [f"{OTHER}/32"]}})
+            with open(d.config_path, "w") as f:
+                f.write(h.render_config(settings))
+            os.kill(d.process.pid, signal.SIGHUP)
+            h.wait_for(lambda: "reloaded" in d.process.stderr(), 5,
+                       "the daemon to log the reload")
+            new = [u2.url("/status/200?new1"), u2.url("/status/200?new2")]
+            res = results_of(d.fetch_ok(new, timeout=20), new)
+            t.join(20)
+            check(not t.is_alive(), "the old fan-out did not finish")
+            for r in res:
+                blocked(r)
+            olds = results_of(box["a"], old)
+            eq(olds[1]["status"], 200,
+               "the fetch admitted before the reload keeps its policy")
+            eq(u2.hits("/status/200?new"), 0,
+               "requests admitted after the reload that reached the "
+               "newly denied target")
+
+
+# Issue 9, item 3: headers that frame the message or steer the connection.
+FRAMING_HEADERS = ["Content-Length", "Transfer-Encoding", "Connection",
+                   "Upgrade", "TE", "Trailer", "Expect", "Keep-Alive",
+                   "Proxy-Authorization", "proxy-connection",
+                   "content-length"]
+
+
+def test_framing_headers_refused_per_item():
+    with upstream_at() as u:
+        items = [{"url": u.url("/headers"), "headers": {name: "20"},
+                  "id": name} for name in FRAMING_HEADERS]
+        items.append({"url": u.url("/headers"), "id": "fine",
+                      "headers": {"X-Fine": "1", "Host-Ish": "2"}})
+        res = h.daemon().fetch_ok(items)["results"]
+        for name, r in zip(FRAMING_HEADERS, res):
+            eq(code_of(r), "invalid_url", f"item with {name}")
+            check(name.lower().split("-")[0] in r["error"]["message"].lower(),
+                  f"the message names {name}: {r['error']['message']!r}")
+        eq(res[-1]["status"], 200, "the valid sibling")
+        eq(u.hits(), 1, "fetches made (only the valid item)")
+
+
+def test_framing_headers_refused_per_request():
+    with upstream_at() as u:
+        d = h.daemon()
+        for name in FRAMING_HEADERS:
+            r = d.fetch({"urls": [u.url("/headers")],
+                         "headers": {name: "20"}})
+            err = h.error_body(r, 400, "invalid_request")
+            check(name.lower().split("-")[0] in err["message"].lower(),
+                  f"the message names {name}: {err['message']!r}")
+        eq(u.hits(), 0, "fetches made for refused requests")
+
+
 def test_default_deny_list():
     """The default deny list (no security keys) refuses the cloud metadata
     address in every spelling, and link-local IPv6, before connecting."""
