@@ -32,6 +32,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import namedtuple
@@ -130,37 +131,20 @@ authorityKeyIdentifier = keyid:always
 
 
 def openssl(*args, env=None):
-    """Run openssl; its output, or an AssertionError with its stderr."""
+    """Run openssl; its output, or an AssertionError with its stderr.
+
+    The default trust store is pointed at nothing: none of these commands
+    verifies anything, and `openssl x509` would otherwise parse the whole
+    system bundle first (some 50 ms of CPU a call)."""
     argv = ["openssl"] + list(args)
+    env = dict(env or os.environ, SSL_CERT_FILE=os.devnull,
+               SSL_CERT_DIR=os.devnull)
     r = subprocess.run(argv, capture_output=True, text=True,
                        timeout=OPENSSL_TIMEOUT, env=env)
     if r.returncode != 0:
         raise AssertionError(
             f"{' '.join(argv)} exited {r.returncode}: {r.stderr.strip()}")
     return r.stdout
-
-
-def openssl_all(*argvs):
-    """Run several openssl commands at once; their outputs, in order."""
-    procs = [subprocess.Popen(["openssl"] + list(a), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for a in argvs]
-    outs = []
-    for argv, p in zip(argvs, procs):
-        try:
-            out, err = p.communicate(timeout=OPENSSL_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, err = p.communicate()
-        if p.returncode != 0:
-            for q in procs:
-                if q.poll() is None:
-                    q.kill()
-                    q.wait()
-            raise AssertionError(f"openssl {' '.join(argv)} exited "
-                                 f"{p.returncode}: {err.strip()}")
-        outs.append(out)
-    return outs
 
 
 def asn1_time(epoch):
@@ -182,14 +166,9 @@ def concat(path, *parts):
     return path
 
 
-FACTS = ("subject", "issuer", "subject_rfc2253", "issuer_rfc2253",
-         "serial", "not_before", "not_after", "not_before_dt",
-         "not_after_dt", "san", "san_dns", "san_ip", "sha256")
-_facts_lock = threading.Lock()
-
-
 class Cert:
-    """One certificate: its files and what `openssl x509` says of it.
+    """One certificate: its files and what `openssl x509` says of it
+    (read once, when the Cert is made).
 
     cert       the certificate alone (PEM)
     key        its private key (PEM, unencrypted)
@@ -218,50 +197,36 @@ class Cert:
         else:
             self.fullchain = cert
         self.combined = concat(base + "-combined.pem", cert, key)
-
-    def __getattr__(self, name):
-        # Facts are read on first use: `openssl x509` costs some 50 ms of
-        # CPU a call here, and most tests look at one or two certificates.
-        if name not in FACTS:
-            raise AttributeError(name)
-        with _facts_lock:
-            if "subject" not in self.__dict__:
-                self._read_facts()
-        return self.__dict__[name]
+        self._read_facts()
 
     def _read_facts(self):
-        # The two reads run at once (they cannot share one -nameopt).
-        texts = openssl_all(
-            ["x509", "-in", self.cert, "-noout", "-subject", "-issuer",
-             "-serial", "-startdate", "-enddate", "-dateopt", "iso_8601",
-             "-nameopt", "oneline", "-fingerprint", "-sha256", "-ext",
-             "subjectAltName"],
-            ["x509", "-in", self.cert, "-noout", "-subject", "-issuer",
-             "-nameopt", "RFC2253"])
-        lines = texts[0].splitlines()
-        fields = dict(line.split("=", 1) for line in lines if "=" in line
-                      and not line.startswith(" "))
-        rfc = dict(line.split("=", 1) for line in texts[1].splitlines())
-        facts = {
-            "subject": fields["subject"], "issuer": fields["issuer"],
-            "serial": fields["serial"],
-            "sha256": fields["sha256 Fingerprint"],
-            "not_before_dt": parse_iso(fields["notBefore"]),
-            "not_after_dt": parse_iso(fields["notAfter"]),
-            "subject_rfc2253": rfc["subject"],
-            "issuer_rfc2253": rfc["issuer"],
-        }
-        facts["not_before"] = rfc3339(facts["not_before_dt"])
-        facts["not_after"] = rfc3339(facts["not_after_dt"])
-        san = []
+        text = openssl("x509", "-in", self.cert, "-noout", "-subject",
+                       "-issuer", "-serial", "-startdate", "-enddate",
+                       "-dateopt", "iso_8601", "-nameopt", "oneline",
+                       "-fingerprint", "-sha256", "-ext", "subjectAltName")
+        rfc = openssl("x509", "-in", self.cert, "-noout", "-subject",
+                      "-issuer", "-nameopt", "RFC2253")
+        lines = text.splitlines()
+        f = dict(line.split("=", 1) for line in lines
+                 if "=" in line and not line.startswith(" "))
+        self.subject = f["subject"]
+        self.issuer = f["issuer"]
+        self.serial = f["serial"]
+        self.sha256 = f["sha256 Fingerprint"]
+        self.not_before_dt = parse_iso(f["notBefore"])
+        self.not_after_dt = parse_iso(f["notAfter"])
+        self.not_before = rfc3339(self.not_before_dt)
+        self.not_after = rfc3339(self.not_after_dt)
+        f = dict(line.split("=", 1) for line in rfc.splitlines())
+        self.subject_rfc2253 = f["subject"]
+        self.issuer_rfc2253 = f["issuer"]
+        self.san = []
         for i, line in enumerate(lines):
             if line.startswith("X509v3 Subject Alternative Name"):
-                san = [s.strip() for s in lines[i + 1].split(",")]
-        facts["san"] = san
-        facts["san_dns"] = [s[4:] for s in san if s.startswith("DNS:")]
-        facts["san_ip"] = [str(ipaddress.ip_address(s.split(":", 1)[1]))
-                           for s in san if s.startswith("IP Address:")]
-        self.__dict__.update(facts)
+                self.san = [s.strip() for s in lines[i + 1].split(",")]
+        self.san_dns = [s[4:] for s in self.san if s.startswith("DNS:")]
+        self.san_ip = [str(ipaddress.ip_address(s.split(":", 1)[1]))
+                       for s in self.san if s.startswith("IP Address:")]
 
     def days_left(self, now=None):
         """Whole days until not_after (negative once expired), rounded
@@ -482,7 +447,7 @@ Entry = namedtuple("Entry", LOG_FIELDS)
 BODY = "fanoutd nginx fixture body\n"
 STATUSES = (200, 201, 204, 301, 302, 400, 401, 403, 404, 418, 429, 500,
             502, 503, 504)
-SLOW_BYTES = 24576  # at SLOW_RATE: at least 2 seconds
+SLOW_BYTES = 24576  # at SLOW_RATE (bytes/s): 3 seconds
 SLOW_RATE = 8192
 
 
@@ -558,8 +523,7 @@ class Nginx:
         self._mark = 0
         last = None
         for _ in range(attempts):
-            self.dir = os.path.join(
-                h.tmpdir(), f"nginx-{os.getpid()}-{id(self)}-{time.monotonic_ns()}")
+            self.dir = tempfile.mkdtemp(prefix="nginx-", dir=h.tmpdir())
             os.makedirs(os.path.join(self.dir, "tmp"))
             self.ports = {kind: h.free_port() for kind in KINDS}
             self._write_config()
@@ -611,9 +575,16 @@ class Nginx:
         body = "\n        ".join(lines)
         return f"    server {{  # {kind}\n        {body}\n    }}"
 
+    def cert(self, kind):
+        """The Cert a TLS port serves (valid_b, h2, no_chain and mtls
+        serve the valid leaf)."""
+        if kind == "plain":
+            raise ValueError("the plain port has no certificate")
+        return self.pki.leaves.get(kind, self.pki.valid)
+
     def _tls_lines(self, kind):
         p = self.pki
-        leaf = p.leaves.get(kind, p.valid)
+        leaf = self.cert(kind)
         cert = leaf.cert if kind == "no_chain" else leaf.fullchain
         lines = [f"ssl_certificate {cert};",
                  f"ssl_certificate_key {leaf.key};"]
