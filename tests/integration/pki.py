@@ -657,10 +657,12 @@ class Nginx:
     def wait_entries(self, count, since=None, timeout=5.0):
         """The entries once at least count are logged (nginx logs a
         request after it answered it, so a client can be first)."""
-        return h.wait_for(
-            lambda: (lambda e: e if len(e) >= count else None)(
-                self.log_entries(since)),
-            timeout, f"{count} nginx access log entries")
+        def enough():
+            entries = self.log_entries(since)
+            return entries if len(entries) >= count else None
+
+        return h.wait_for(enough, timeout,
+                          f"{count} nginx access log entries")
 
     def _select(self, port, since):
         entries = self.log_entries(since)
