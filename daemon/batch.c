@@ -16,6 +16,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "metrics.h"
+#include "clock.h"
 #include "pool.h"
 #include "render.h"
 #include "request.h"
@@ -27,6 +28,7 @@ struct batch_job {
 };
 
 struct batch {
+	struct pool_group group; /* its jobs in the pool: turns and cap */
 	struct request_spec *spec;
 	struct config *cfg;
 	struct batch_hooks hooks;
@@ -61,7 +63,8 @@ batch_new(struct request_spec *spec, struct config *cfg,
 	b->cfg = config_ref(cfg);
 	b->hooks = *hooks;
 	atomic_init(&b->canceled, false);
-	b->start_ns = pool_now_ns();
+	pool_group_init(&b->group, spec->concurrency);
+	b->start_ns = clock_now_ns();
 	return b;
 }
 
@@ -108,7 +111,7 @@ batch_settle(struct batch *b, size_t index)
 		b->hooks.on_result(b, index, b->hooks.arg);
 	if (--b->outstanding == 0) {
 		b->summary.elapsed_ms =
-		    (double)(pool_now_ns() - b->start_ns) / 1e6;
+		    (double)(clock_now_ns() - b->start_ns) / 1e6;
 		b->hooks.on_done(b, b->hooks.arg);
 	}
 }
@@ -143,7 +146,7 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 		n++;
 	}
 	*link = NULL;
-	if (n > 0 && pool_submit(pool, first, n) == -1)
+	if (n > 0 && pool_submit(pool, &b->group, first, n) == -1)
 		return -1;
 	/* Items that failed validation complete now; +1 keeps the batch
 	 * open until all of them are counted. */
@@ -160,7 +163,7 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 	b->outstanding--;
 	if (b->outstanding == 0) {
 		b->summary.elapsed_ms =
-		    (double)(pool_now_ns() - b->start_ns) / 1e6;
+		    (double)(clock_now_ns() - b->start_ns) / 1e6;
 		b->hooks.on_done(b, b->hooks.arg);
 	}
 	return 0;

@@ -23,14 +23,18 @@ struct config {
 	bool reuse_port; /* SO_REUSEPORT: several instances on one port */
 
 	int threads;
+	int max_per_request; /* 0: threads less an eighth (pool.h) */
 	int queue_limit;
 	int idle_ms;
 
 	int max_urls;
 	int64_t max_request_bytes;
 	int64_t max_response_bytes;
-	int request_timeout_ms; /* whole fan-out deadline */
-	int client_timeout_ms;  /* idle or slow client connection */
+	int request_timeout_ms;     /* whole fan-out deadline */
+	int client_timeout_ms;      /* idle or slow client connection */
+	int read_timeout_ms;        /* a request must arrive whole in this */
+	int send_timeout_ms;        /* an answer must be read whole in this */
+	int max_client_connections; /* per client address; 0: no cap */
 
 	int timeout_ms;
 	int connect_timeout_ms;
@@ -47,6 +51,13 @@ struct config {
 
 	int log_level; /* enum log_level */
 	bool access_log;
+
+	/*
+	 * Not a key: connections made by a worker under one epoch may be
+	 * reused under it.  A reload that changes what a connection was
+	 * checked against starts a new one (fetch_conn_epoch()).
+	 */
+	unsigned conn_epoch;
 };
 
 /*

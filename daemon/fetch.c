@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "fetch.h"
 #include "policy.h"
@@ -36,6 +37,8 @@ struct fetch_xfer {
 
 struct fetch_worker {
 	CURL *easy;
+	unsigned epoch; /* config conn_epoch its connections were made in */
+	bool has_epoch; /* false until the first fetch */
 	struct fetch_xfer xfer; /* the callbacks' view of the current hop */
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -278,6 +281,30 @@ fetch_worker_flush(struct fetch_worker *w)
 	w->easy = fresh;
 }
 
+unsigned
+fetch_conn_epoch(const struct config *old, const struct config *cfg)
+{
+	bool same = policy_equal(&old->deny_targets, &cfg->deny_targets) &&
+	            policy_equal(&old->allow_targets, &cfg->allow_targets);
+
+	return same ? old->conn_epoch : old->conn_epoch + 1;
+}
+
+/*
+ * Connections made under another epoch were checked against what a
+ * reload has since changed: drop them before this fetch.  A worker
+ * alternating between fan-outs of the old and the new config flushes
+ * each time, which only lasts while the old fan-outs do.
+ */
+static void
+fetch_worker_epoch(struct fetch_worker *w, const struct config *cfg)
+{
+	if (w->has_epoch && w->epoch != cfg->conn_epoch)
+		fetch_worker_flush(w);
+	w->epoch = cfg->conn_epoch;
+	w->has_epoch = true;
+}
+
 static size_t
 fetch_write(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -354,9 +381,8 @@ fetch_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port,
 		return CURL_PREREQFUNC_OK;
 	x->blocked = x->blocked_late = 1;
 	snprintf(x->blocked_ip, sizeof(x->blocked_ip), "%s",
-	    primary_ip != NULL && primary_ip[0] != '\0'
-	        ? primary_ip
-	        : "an unknown address");
+	    primary_ip != NULL && primary_ip[0] != '\0' ? primary_ip
+	                                                : "an unknown address");
 	return CURL_PREREQFUNC_ABORT;
 }
 
@@ -459,15 +485,6 @@ fetch_same_origin(const char *a, const char *b)
 	return same;
 }
 
-static uint64_t
-fetch_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Where the hop that just ended points next: NULL to stop.  Sets an
  * error in r when the redirect must not be followed.
@@ -504,12 +521,13 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
     struct fetch_result *r)
 {
 	struct curl_slist *headers = spec->headers;
-	uint64_t end = fetch_now_ns() + (uint64_t)spec->timeout_ms * 1000000u;
+	uint64_t end = clock_now_ns() + (uint64_t)spec->timeout_ms * 1000000u;
 	enum fetch_error error;
 	const char *message;
 	char *url, *next;
 	CURLcode code;
 
+	fetch_worker_epoch(w, cfg);
 	/* Checked here, not while parsing: on every core, and without
 	 * holding the loop thread for a 100,000-URL request. */
 	if ((url = request_check_url(spec->url, &error, &message)) == NULL) {
@@ -521,7 +539,7 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 		end = deadline_ns;
 	while (url != NULL) {
 		struct fetch_xfer *x = &w->xfer;
-		uint64_t now = fetch_now_ns();
+		uint64_t now = clock_now_ns();
 
 		free(r->effective_url);
 		r->effective_url = url;

@@ -98,8 +98,14 @@ void fetch_global_cleanup(void);
 struct fetch_worker;
 struct fetch_worker *fetch_worker_new(void);
 void fetch_worker_free(struct fetch_worker *worker);
-/* Drop cached connections and DNS entries (after a policy change). */
+/* Drop cached connections (after a policy change). */
 void fetch_worker_flush(struct fetch_worker *worker);
+/*
+ * The conn_epoch for cfg, which replaces old on a reload: old's, or the
+ * next one when connections made under old must not be reused under cfg
+ * (the target policy changed).
+ */
+unsigned fetch_conn_epoch(const struct config *old, const struct config *cfg);
 
 /*
  * Check spec->url with request_check_url(), then fetch it under cfg's

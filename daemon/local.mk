@@ -1,5 +1,6 @@
 noinst_LIBRARIES += daemon/libfanoutd.a
 daemon_libfanoutd_a_SOURCES = \
+	daemon/clock.c daemon/clock.h \
 	daemon/batch.c daemon/batch.h \
 	daemon/config.c daemon/config.h \
 	daemon/fetch.c daemon/fetch.h \

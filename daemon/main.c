@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "clock.h"
 #include "config.h"
 #include "fetch.h"
 #include "log.h"
@@ -118,10 +119,14 @@ worker_free(void *ctx, void *arg)
 	fetch_worker_free(ctx);
 }
 
+/* The pool's limits as the config sets them. */
 static void
-worker_flush(void *ctx)
+pool_limits_of(const struct config *cfg, struct pool_limits *limits)
 {
-	fetch_worker_flush(ctx);
+	limits->max_threads = cfg->threads;
+	limits->max_per_group = cfg->max_per_request;
+	limits->queue_limit = cfg->queue_limit;
+	limits->idle_ms = cfg->idle_ms;
 }
 
 /* One log line per error, so each keeps its priority in the journal. */
@@ -145,6 +150,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 	char err[4096];
 	struct config *cfg = config_load(d->config_path, err, sizeof(err));
+	struct pool_limits limits;
 
 	notify("RELOADING=1");
 	if (cfg == NULL) {
@@ -158,10 +164,9 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		log_warnx(
 		    "listen.* changed: it takes effect at the next start");
 	log_set_level(cfg->log_level);
-	pool_resize(d->pool, cfg->threads, cfg->queue_limit, cfg->idle_ms);
-	if (!policy_equal(&cfg->deny_targets, &d->cfg->deny_targets) ||
-	    !policy_equal(&cfg->allow_targets, &d->cfg->allow_targets))
-		pool_broadcast(d->pool, worker_flush);
+	pool_limits_of(cfg, &limits);
+	pool_resize(d->pool, &limits);
+	cfg->conn_epoch = fetch_conn_epoch(d->cfg, cfg);
 	server_set_config(d->server, cfg);
 	config_unref(d->cfg);
 	d->cfg = cfg;
@@ -179,7 +184,7 @@ on_stop_timer(evutil_socket_t fd, short what, void *arg)
 		event_base_loopexit(d->base, &poll);
 		return;
 	}
-	if (!d->canceled && pool_now_ns() > d->stop_deadline_ns) {
+	if (!d->canceled && clock_now_ns() > d->stop_deadline_ns) {
 		log_warnx("shutdown: canceling %zu fan-outs still in flight",
 		    server_inflight(d->server));
 		server_cancel_all(d->server);
@@ -200,7 +205,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	log_info("shutting down on signal %d, %zu fan-outs in flight", (int)sig,
 	    server_inflight(d->server));
 	server_stop_accepting(d->server);
-	d->stop_deadline_ns = pool_now_ns() + SHUTDOWN_GRACE_MS * 1000000ull;
+	d->stop_deadline_ns = clock_now_ns() + SHUTDOWN_GRACE_MS * 1000000ull;
 	d->stop_timer = evtimer_new(d->base, on_stop_timer, d);
 	on_stop_timer(-1, 0, d);
 }
@@ -212,14 +217,12 @@ daemon_start(struct daemon *d)
 	int fds[16];
 	int nfds;
 	struct pool_params pp = {
-	    .max_threads = d->cfg->threads,
-	    .queue_limit = d->cfg->queue_limit,
-	    .idle_ms = d->cfg->idle_ms,
 	    .stack_size = WORKER_STACK_SIZE,
 	    .worker_new = worker_new,
 	    .worker_free = worker_free,
 	};
 
+	pool_limits_of(d->cfg, &pp.limits);
 	signal(SIGPIPE, SIG_IGN);
 	log_init(d->cfg->log_level);
 	raise_nofile();

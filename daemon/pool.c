@@ -1,23 +1,37 @@
 /*
- * The worker pool.  One mutex guards everything shared: the job queue,
- * the completion list and the counters.  A worker takes it once per job,
- * to hand back the job it ran and take the next one.  Completed jobs go
- * on a list that the loop thread takes whole in pool_drain(); the eventfd
- * is written only when that list goes from empty to non-empty, so a burst
- * of completions costs the loop one wake-up.
+ * The worker pool.  One mutex guards everything shared: the ring of
+ * groups with their queues, the idle list, the completion list and the
+ * counters.  A worker takes it once per job, to hand back the job it ran
+ * and take the next one.  Completed jobs go on a list that the loop
+ * thread takes whole in pool_drain(); the eventfd is written only when
+ * that list goes from empty to non-empty, so a burst of completions costs
+ * the loop one wake-up.
  *
- * Threads are created on demand, one per job that no idle or starting
+ * Fairness: a group is in the ring while it has queued jobs and fewer
+ * than its cap running; whoever takes a job takes the head job of the
+ * ring's current group and moves the ring on, so groups take turns one
+ * job at a time.  A job that becomes runnable while a worker is idle is
+ * handed to that worker at once (the idle worker that waited least, so
+ * that surplus workers keep idling and exit after idle_ms); each worker
+ * sleeps on its own condition variable, so handing out n jobs wakes n
+ * workers, not all of them.
+ *
+ * Threads are created on demand, one per runnable job that no starting
  * thread will take, up to max_threads.  Creating one costs 100 us or more
  * here, so the loop thread never creates more than one: it counts the
  * rest as owed, and the thread it starts, the spawner, creates them one
- * after another before it takes a job.  The loop stays free for other
- * clients while 10,000 threads start (it was busy for seconds when it
- * created them itself), and creation stays serial: threads creating
- * threads in parallel contend in the kernel and were slower.  A thread
- * that waits idle_ms for work exits and parks itself on the exited list,
- * where the loop thread joins it later.  All signals are blocked in
- * workers: signals are the loop's business.
+ * after another before it takes a job.  Creation stays serial: threads
+ * creating threads in parallel contend in the kernel and were slower.
+ *
+ * A thread leaves the counts at the moment the decision that it exits is
+ * made, under the lock, whoever makes it (the thread itself, a resize,
+ * pool_free); from then on it is "exiting" until it parks itself on the
+ * exited list, where the loop thread joins it.  Counting it any longer
+ * once it has decided would let pool_submit() believe a worker is coming
+ * that never will.  All signals are blocked in workers: signals are the
+ * loop's business.
  */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -31,50 +45,177 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "pool.h"
 
 struct pool_worker {
-	struct pool_worker *next;
+	struct pool_worker *prev, *next; /* idle list, or the exited list */
 	pthread_t tid;
+	pthread_cond_t wake; /* a job was handed over, or exit */
 	struct pool *pool;
-	unsigned int flush_gen;
-	bool spawner; /* creates the owed threads first */
+	struct pool_job *job; /* handed over while idle */
+	bool spawner;         /* creates the owed threads first */
+	bool idle;            /* on the idle list */
+	bool exiting;         /* decided to exit; no longer counted */
 };
 
+/*
+ * Invariants, with the lock held (pool_check_locked() asserts them in
+ * debug builds):
+ *  I1  queued == sum of g->queued and running == sum of g->running over
+ *      live groups; inflight == queued + running + jobs on the done list.
+ *  I2  a group is in the ring iff it has queued jobs and runs fewer than
+ *      its cap; ring points at the group that serves next.
+ *  I3  runnable == sum over the ring of min(g->queued, g->cap - g->running).
+ *  I4  idle == length of the idle list; an idle worker holds no job.
+ *  I5  runnable > 0 implies idle == 0: a runnable job never waits while a
+ *      worker sleeps.
+ *  I6  threads counts every worker not yet decided to exit: starting
+ *      (created or owed, before their first lock; owed <= starting), idle,
+ *      and busy (holding a job).  exiting counts those that decided and
+ *      have not parked on the exited list yet.
+ *  I7  threads <= max_threads, but for busy workers above a lowered
+ *      max_threads, which exit after their job.  max_threads >= 1, so a
+ *      runnable job always has a thread that will take it.
+ */
 struct pool {
 	pthread_mutex_t lock;
-	pthread_cond_t work; /* jobs queued, a resize, or stop */
-	pthread_cond_t gone; /* a thread exited */
-	struct pool_job *head, *tail;
+	pthread_cond_t gone;     /* a thread parked on the exited list */
+	struct pool_group *ring; /* groups that may start a job now */
+	struct pool_worker *idle_top, *idle_bottom; /* most recent first */
 	struct pool_job *done_head, *done_tail;
-	size_t queued, running, inflight;
-	size_t threads, idle, starting;
-	size_t owed;                /* counted in threads, not created yet */
-	bool spawning;              /* a spawner is creating the owed threads */
+	size_t queued, running, inflight, runnable;
+	size_t threads, idle, starting, owed, exiting;
+	bool spawning;              /* a spawner is creating owed threads */
 	struct pool_worker *exited; /* to be joined by the loop thread */
 	struct pool_params params;
-	void (*flush_fn)(void *ctx);
-	unsigned int flush_gen;
-	int stopping;
+	bool stopping;
 	int notify_fd;
 };
 
-uint64_t
-pool_now_ns(void)
+#ifdef FANOUTD_DEBUG
+static void
+pool_check_locked(const struct pool *pool)
 {
-	struct timespec ts;
+	const struct pool_group *g = pool->ring;
+	const struct pool_worker *w;
+	size_t runnable = 0, idle = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	do {
+		if (g == NULL)
+			break;
+		assert(g->in_ring && g->queued > 0 && g->running < g->cap);
+		runnable += g->queued < g->cap - g->running
+		                ? g->queued
+		                : g->cap - g->running;
+		g = g->ring_next;
+	} while (g != pool->ring);
+	for (w = pool->idle_top; w != NULL; w = w->next, idle++)
+		assert(w->idle && w->job == NULL && !w->exiting);
+	assert(runnable == pool->runnable && idle == pool->idle);
+	assert(pool->runnable == 0 || pool->idle == 0);
+	assert(pool->owed <= pool->starting);
+	assert(pool->starting + pool->idle <= pool->threads);
+	assert(pool->inflight >= pool->queued + pool->running);
+}
+#define POOL_CHECK(pool) pool_check_locked(pool)
+#else
+#define POOL_CHECK(pool) ((void)0)
+#endif
+
+/* How many of a group's queued jobs may start now. */
+static size_t
+group_runnable(const struct pool_group *g)
+{
+	size_t room = g->running < g->cap ? g->cap - g->running : 0;
+
+	return g->queued < room ? g->queued : room;
+}
+
+static void
+ring_insert_locked(struct pool *pool, struct pool_group *g)
+{
+	struct pool_group *head = pool->ring;
+
+	g->in_ring = true;
+	if (head == NULL) {
+		g->ring_prev = g->ring_next = g;
+		pool->ring = g;
+		return;
+	}
+	/* At the tail: it serves after every group already waiting. */
+	g->ring_next = head;
+	g->ring_prev = head->ring_prev;
+	head->ring_prev->ring_next = g;
+	head->ring_prev = g;
+}
+
+static void
+ring_remove_locked(struct pool *pool, struct pool_group *g)
+{
+	if (g->ring_next == g)
+		pool->ring = NULL;
+	else {
+		g->ring_prev->ring_next = g->ring_next;
+		g->ring_next->ring_prev = g->ring_prev;
+		if (pool->ring == g)
+			pool->ring = g->ring_next;
+	}
+	g->in_ring = false;
+	g->ring_prev = g->ring_next = NULL;
+}
+
+/*
+ * Bring the ring and the runnable count up to date after g->queued or
+ * g->running changed; before is group_runnable(g) as it was.
+ */
+static void
+group_update_locked(struct pool *pool, struct pool_group *g, size_t before)
+{
+	size_t now = group_runnable(g);
+
+	pool->runnable = pool->runnable - before + now;
+	if (now > 0 && !g->in_ring)
+		ring_insert_locked(pool, g);
+	else if (now == 0 && g->in_ring)
+		ring_remove_locked(pool, g);
+}
+
+/* The next job in turn, or NULL when nothing may start now. */
+static struct pool_job *
+pool_take_locked(struct pool *pool)
+{
+	struct pool_group *g = pool->ring;
+	struct pool_job *job;
+	size_t before;
+
+	if (g == NULL)
+		return NULL;
+	before = group_runnable(g);
+	job = g->head;
+	if ((g->head = job->next) == NULL)
+		g->tail = NULL;
+	g->queued--;
+	g->running++;
+	pool->queued--;
+	pool->running++;
+	/* Round robin: the next group serves next, even if g stays. */
+	pool->ring = g->ring_next;
+	group_update_locked(pool, g, before);
+	return job;
 }
 
 /* Put a finished job on the completion list; wake the loop if needed. */
 static void
-pool_complete_locked(struct pool *pool, struct pool_job *job)
+pool_finish_locked(struct pool *pool, struct pool_job *job)
 {
+	struct pool_group *g = job->group;
+	size_t before = group_runnable(g);
 	uint64_t one = 1;
 
+	g->running--;
 	pool->running--;
+	group_update_locked(pool, g, before);
 	job->next = NULL;
 	if (pool->done_tail == NULL) {
 		pool->done_head = pool->done_tail = job;
@@ -88,60 +229,129 @@ pool_complete_locked(struct pool *pool, struct pool_job *job)
 }
 
 static void
-pool_deadline(struct timespec *ts, int ms)
+idle_push_locked(struct pool *pool, struct pool_worker *w)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	w->idle = true;
+	w->prev = NULL;
+	w->next = pool->idle_top;
+	if (pool->idle_top != NULL)
+		pool->idle_top->prev = w;
+	else
+		pool->idle_bottom = w;
+	pool->idle_top = w;
+	pool->idle++;
+}
+
+static void
+idle_remove_locked(struct pool *pool, struct pool_worker *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		pool->idle_top = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	else
+		pool->idle_bottom = w->prev;
+	w->prev = w->next = NULL;
+	w->idle = false;
+	pool->idle--;
 }
 
 /*
- * Wait for the next job.  NULL means this thread should exit: the pool
- * stops, shrank below the thread count, or the thread idled too long.
+ * Workers the loop thread signals once the lock is free: a worker woken
+ * under the lock would only block on it.  Only the loop thread may defer
+ * a signal: it alone frees exited workers (pool_reap), so a worker it
+ * handed a job to cannot vanish before it signals; a worker thread that
+ * dispatches signals under the lock.
  */
-static struct pool_job *
-pool_next_locked(struct pool *pool)
-{
-	struct pool_job *job;
-	struct timespec deadline;
-	int rc = 0;
+#define POOL_WAKE_BATCH 64
 
-	for (;;) {
-		if (pool->stopping ||
-		    pool->threads > (size_t)pool->params.max_threads)
-			return NULL;
-		if ((job = pool->head) != NULL) {
-			pool->head = job->next;
-			if (pool->head == NULL)
-				pool->tail = NULL;
-			pool->queued--;
-			pool->running++;
-			return job;
-		}
-		if (rc == ETIMEDOUT)
-			return NULL;
-		pool->idle++;
-		if (pool->params.idle_ms > 0) {
-			pool_deadline(&deadline, pool->params.idle_ms);
-			rc = pthread_cond_timedwait(
-			    &pool->work, &pool->lock, &deadline);
-		} else
-			rc = pthread_cond_wait(&pool->work, &pool->lock);
-		pool->idle--;
+struct pool_wakeups {
+	size_t n;
+	struct pool_worker *w[POOL_WAKE_BATCH];
+};
+
+/*
+ * Hand runnable jobs to idle workers, most recently idle first (I5).
+ * later, when not NULL, collects workers to signal after unlocking.
+ */
+static void
+pool_dispatch_locked(struct pool *pool, struct pool_wakeups *later)
+{
+	struct pool_worker *w;
+
+	while (pool->idle_top != NULL && pool->ring != NULL) {
+		w = pool->idle_top;
+		idle_remove_locked(pool, w);
+		w->job = pool_take_locked(pool);
+		if (later != NULL && later->n < POOL_WAKE_BATCH)
+			later->w[later->n++] = w;
+		else
+			pthread_cond_signal(&w->wake);
 	}
 }
 
 static void
-pool_worker_exit_locked(struct pool *pool, struct pool_worker *w)
+pool_wake(const struct pool_wakeups *later)
 {
+	size_t i;
+
+	for (i = 0; i < later->n; i++)
+		pthread_cond_signal(&later->w[i]->wake);
+}
+
+/* The decision that w exits (I6): it leaves the counts now. */
+static void
+pool_decide_exit_locked(struct pool *pool, struct pool_worker *w)
+{
+	if (w->idle)
+		idle_remove_locked(pool, w);
+	w->exiting = true;
 	pool->threads--;
-	w->next = pool->exited;
-	pool->exited = w;
-	pthread_cond_broadcast(&pool->gone);
+	pool->exiting++;
+}
+
+/*
+ * The next job for w, waiting idle for one; NULL when w is to exit (the
+ * decision is then taken and counted).  idle_ms bounds one idle spell.
+ */
+static struct pool_job *
+pool_next_locked(struct pool *pool, struct pool_worker *w)
+{
+	struct pool_job *job;
+	struct timespec deadline;
+	bool waited = false;
+	int rc = 0;
+
+	for (;;) {
+		if ((job = w->job) != NULL) {
+			w->job = NULL;
+			return job;
+		}
+		if (w->exiting)
+			return NULL; /* decided by a resize or pool_free */
+		if (pool->stopping ||
+		    pool->threads > (size_t)pool->params.limits.max_threads ||
+		    rc == ETIMEDOUT) {
+			pool_decide_exit_locked(pool, w);
+			return NULL;
+		}
+		if ((job = pool_take_locked(pool)) != NULL)
+			return job;
+		if (!waited && pool->params.limits.idle_ms > 0)
+			clock_deadline_ts(
+			    &deadline, pool->params.limits.idle_ms);
+		if (!w->idle)
+			idle_push_locked(pool, w);
+		waited = true;
+		POOL_CHECK(pool);
+		if (pool->params.limits.idle_ms > 0)
+			rc = pthread_cond_timedwait(
+			    &w->wake, &pool->lock, &deadline);
+		else
+			rc = pthread_cond_wait(&w->wake, &pool->lock);
+	}
 }
 
 static int pool_spawn(struct pool *pool, bool spawner);
@@ -155,7 +365,6 @@ pool_forgive_locked(struct pool *pool, size_t failed)
 	pool->starting -= failed;
 	pool->owed = 0;
 	pool->spawning = false;
-	pthread_cond_broadcast(&pool->gone);
 }
 
 /*
@@ -183,12 +392,32 @@ pool_create_owed(struct pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 }
 
+/*
+ * Run jobs until told or allowed to exit; the lock is held throughout
+ * but for the runs themselves.
+ */
+static void
+pool_work_locked(struct pool *pool, struct pool_worker *w, void *ctx)
+{
+	struct pool_job *job;
+
+	while ((job = pool_next_locked(pool, w)) != NULL) {
+		pthread_mutex_unlock(&pool->lock);
+		job->started_ns = clock_now_ns();
+		job->run(job, ctx);
+		pthread_mutex_lock(&pool->lock);
+		pool_finish_locked(pool, job);
+		/* The slot just freed may let another group's job start. */
+		pool_dispatch_locked(pool, NULL);
+		POOL_CHECK(pool);
+	}
+}
+
 static void *
 pool_worker_main(void *arg)
 {
 	struct pool_worker *w = arg;
 	struct pool *pool = w->pool;
-	struct pool_job *job = NULL;
 	void *ctx = NULL;
 
 	if (w->spawner)
@@ -197,29 +426,42 @@ pool_worker_main(void *arg)
 		ctx = pool->params.worker_new(pool->params.arg);
 	pthread_mutex_lock(&pool->lock);
 	pool->starting--;
-	w->flush_gen = pool->flush_gen;
-	for (;;) {
-		if (job != NULL)
-			pool_complete_locked(pool, job);
-		if ((job = pool_next_locked(pool)) == NULL)
-			break;
-		void (*flush)(void *) =
-		    w->flush_gen != pool->flush_gen ? pool->flush_fn : NULL;
-		w->flush_gen = pool->flush_gen;
-		pthread_mutex_unlock(&pool->lock);
-		if (flush != NULL && ctx != NULL)
-			flush(ctx);
-		job->started_ns = pool_now_ns();
-		job->run(job, ctx);
-		pthread_mutex_lock(&pool->lock);
-	}
+	pool_work_locked(pool, w, ctx);
 	pthread_mutex_unlock(&pool->lock);
 	if (pool->params.worker_free != NULL)
 		pool->params.worker_free(ctx, pool->params.arg);
 	pthread_mutex_lock(&pool->lock);
-	pool_worker_exit_locked(pool, w);
+	pool->exiting--;
+	w->next = pool->exited;
+	pool->exited = w;
+	pthread_cond_broadcast(&pool->gone);
 	pthread_mutex_unlock(&pool->lock);
 	return NULL;
+}
+
+static void
+pool_worker_free(struct pool_worker *w)
+{
+	pthread_cond_destroy(&w->wake);
+	free(w);
+}
+
+/* A worker whose condition variable waits on the monotonic clock. */
+static struct pool_worker *
+pool_worker_new(struct pool *pool, bool spawner)
+{
+	struct pool_worker *w;
+	pthread_condattr_t ca;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	w->pool = pool;
+	w->spawner = spawner;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	return w;
 }
 
 /*
@@ -236,10 +478,8 @@ pool_spawn(struct pool *pool, bool spawner)
 	size_t stack = pool->params.stack_size;
 	int rc;
 
-	if ((w = calloc(1, sizeof(*w))) == NULL)
+	if ((w = pool_worker_new(pool, spawner)) == NULL)
 		return -1;
-	w->pool = pool;
-	w->spawner = spawner;
 	pthread_attr_init(&attr);
 	if (stack != 0)
 		pthread_attr_setstacksize(
@@ -251,7 +491,7 @@ pool_spawn(struct pool *pool, bool spawner)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
-		free(w);
+		pool_worker_free(w);
 		errno = rc;
 		return -1;
 	}
@@ -271,7 +511,7 @@ pool_reap(struct pool *pool)
 	for (; w != NULL; w = next) {
 		next = w->next;
 		pthread_join(w->tid, NULL);
-		free(w);
+		pool_worker_free(w);
 	}
 }
 
@@ -280,6 +520,10 @@ pool_new(const struct pool_params *params, char *err, size_t errlen)
 {
 	struct pool *pool;
 
+	if (params->limits.max_threads < 1 || params->limits.queue_limit < 1) {
+		snprintf(err, errlen, "a pool needs a thread and a queue slot");
+		return NULL;
+	}
 	if ((pool = calloc(1, sizeof(*pool))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -293,17 +537,20 @@ pool_new(const struct pool_params *params, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->gone, NULL);
-	{
-		pthread_condattr_t ca;
-
-		/* Idle deadlines are monotonic: wall clock jumps don't matter.
-		 */
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&pool->work, &ca);
-		pthread_condattr_destroy(&ca);
-	}
 	return pool;
+}
+
+/* Tell every idle worker to exit (pool_free, or a lower max_threads). */
+static void
+pool_retire_idle_locked(struct pool *pool, size_t keep)
+{
+	struct pool_worker *w;
+
+	while (pool->idle_bottom != NULL && pool->threads > keep) {
+		w = pool->idle_bottom; /* the one idle longest */
+		pool_decide_exit_locked(pool, w);
+		pthread_cond_signal(&w->wake);
+	}
 }
 
 void
@@ -312,14 +559,13 @@ pool_free(struct pool *pool)
 	if (pool == NULL)
 		return;
 	pthread_mutex_lock(&pool->lock);
-	pool->stopping = 1;
+	pool->stopping = true;
 	pool_forgive_locked(pool, 0);
-	pthread_cond_broadcast(&pool->work);
-	while (pool->threads > 0)
+	pool_retire_idle_locked(pool, 0);
+	while (pool->threads > 0 || pool->exiting > 0)
 		pthread_cond_wait(&pool->gone, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
 	pool_reap(pool);
-	pthread_cond_destroy(&pool->work);
 	pthread_cond_destroy(&pool->gone);
 	pthread_mutex_destroy(&pool->lock);
 	close(pool->notify_fd);
@@ -327,7 +573,7 @@ pool_free(struct pool *pool)
 }
 
 /*
- * Plan threads so that every queued job has one: counted as alive and
+ * Plan threads so that every runnable job has one: counted as alive and
  * starting at once, so that concurrent decisions agree, and owed until
  * created.  Returns 1 when the caller must start a spawner (none is at
  * work), else 0.
@@ -335,13 +581,15 @@ pool_free(struct pool *pool)
 static int
 pool_plan_growth_locked(struct pool *pool)
 {
-	size_t ready = pool->idle + pool->starting, n = 0;
-	size_t room = (size_t)pool->params.max_threads > pool->threads
-	                  ? (size_t)pool->params.max_threads - pool->threads
-	                  : 0;
+	size_t max = (size_t)pool->params.limits.max_threads, n = 0;
+	size_t room = max > pool->threads ? max - pool->threads : 0;
 
-	if (pool->queued > ready)
-		n = pool->queued - ready < room ? pool->queued - ready : room;
+	if (pool->stopping)
+		return 0;
+	if (pool->runnable > pool->starting)
+		n = pool->runnable - pool->starting;
+	if (n > room)
+		n = room;
 	pool->threads += n;
 	pool->starting += n;
 	pool->owed += n;
@@ -354,9 +602,9 @@ pool_plan_growth_locked(struct pool *pool)
 
 /* Start the spawner planned above; -1 when it could not start. */
 static int
-pool_kick(struct pool *pool, int kick)
+pool_kick_spawner(struct pool *pool, int planned)
 {
-	if (kick == 0 || pool_spawn(pool, true) == 0)
+	if (planned == 0 || pool_spawn(pool, true) == 0)
 		return 0;
 	pthread_mutex_lock(&pool->lock);
 	pool_forgive_locked(pool, 1);
@@ -364,66 +612,117 @@ pool_kick(struct pool *pool, int kick)
 	return -1;
 }
 
-int
-pool_submit(struct pool *pool, struct pool_job *first, size_t n)
+void
+pool_group_init(struct pool_group *g, size_t cap)
 {
-	struct pool_job *job, *last = NULL, *prev_tail;
-	uint64_t now = pool_now_ns();
-	size_t i, idle, wake;
-	int kick;
+	memset(g, 0, sizeof(*g));
+	g->cap_asked = cap;
+}
+
+/* max_per_group as it applies now; lock held or loop thread. */
+static size_t
+pool_share_locked(const struct pool *pool)
+{
+	size_t max = (size_t)pool->params.limits.max_threads, keep;
+
+	if (pool->params.limits.max_per_group > 0)
+		return (size_t)pool->params.limits.max_per_group < max
+		           ? (size_t)pool->params.limits.max_per_group
+		           : max;
+	keep = max / 8 < 1 ? 1 : max / 8 > 32 ? 32 : max / 8;
+	return max > keep ? max - keep : 1;
+}
+
+size_t
+pool_group_cap(struct pool *pool, size_t cap)
+{
+	size_t share;
+
+	pthread_mutex_lock(&pool->lock);
+	share = pool_share_locked(pool);
+	pthread_mutex_unlock(&pool->lock);
+	return cap == 0 || cap > share ? share : cap;
+}
+
+/* Chain the n jobs onto g's queue; the counts follow. */
+static void
+pool_enqueue_locked(struct pool *pool, struct pool_group *g,
+    struct pool_job *first, size_t n, uint64_t now)
+{
+	size_t i, before = group_runnable(g);
+	struct pool_job *job, *last = NULL;
+
+	for (job = first, i = 0; i < n; i++, job = job->next) {
+		job->group = g;
+		job->queued_ns = now;
+		last = job;
+	}
+	last->next = NULL;
+	if (g->tail != NULL)
+		g->tail->next = first;
+	else
+		g->head = first;
+	g->tail = last;
+	g->queued += n;
+	pool->queued += n;
+	pool->inflight += n;
+	group_update_locked(pool, g, before);
+}
+
+/*
+ * No thread could start and none is alive: nothing would ever run g's
+ * jobs, so take back what is still queued of them.  True when all n
+ * were still there to take.
+ */
+static bool
+pool_take_back(struct pool *pool, struct pool_group *g, size_t n)
+{
+	size_t before;
+	bool all;
+
+	pthread_mutex_lock(&pool->lock);
+	all = pool->threads == 0 && g->queued == n && g->running == 0;
+	if (all) {
+		before = group_runnable(g);
+		g->head = g->tail = NULL;
+		g->queued = 0;
+		pool->queued -= n;
+		pool->inflight -= n;
+		group_update_locked(pool, g, before);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return all;
+}
+
+int
+pool_submit(
+    struct pool *pool, struct pool_group *g, struct pool_job *first, size_t n)
+{
+	struct pool_wakeups wake = {0};
+	uint64_t now = clock_now_ns();
+	int planned;
 
 	if (n == 0)
 		return 0;
 	pool_reap(pool);
 	pthread_mutex_lock(&pool->lock);
-	if (pool->inflight + n > (size_t)pool->params.queue_limit) {
+	if (pool->stopping ||
+	    pool->inflight + n > (size_t)pool->params.limits.queue_limit) {
 		pthread_mutex_unlock(&pool->lock);
 		return -1;
 	}
-	for (job = first, i = 0; i < n; i++, job = job->next) {
-		job->queued_ns = now;
-		last = job;
-	}
-	last->next = NULL;
-	prev_tail = pool->tail;
-	if (prev_tail != NULL)
-		prev_tail->next = first;
-	else
-		pool->head = first;
-	pool->tail = last;
-	pool->queued += n;
-	pool->inflight += n;
-	idle = pool->idle;
-	wake = idle < n ? idle : n;
-	kick = pool_plan_growth_locked(pool);
+	g->cap = g->cap_asked == 0 || g->cap_asked > pool_share_locked(pool)
+	             ? pool_share_locked(pool)
+	             : g->cap_asked;
+	pool_enqueue_locked(pool, g, first, n, now);
+	pool_dispatch_locked(pool, &wake);
+	planned = pool_plan_growth_locked(pool);
+	POOL_CHECK(pool);
 	pthread_mutex_unlock(&pool->lock);
-	/* Signal after unlocking: a woken worker takes the lock at once
-	 * instead of waking only to sleep on it.  When every idle worker
-	 * gets a job, one broadcast costs one system call instead of one
-	 * per worker. */
-	if (wake > 1 && wake == idle)
-		pthread_cond_broadcast(&pool->work);
-	else
-		for (i = 0; i < wake; i++)
-			pthread_cond_signal(&pool->work);
-	if (pool_kick(pool, kick) == 0)
+	pool_wake(&wake);
+	if (pool_kick_spawner(pool, planned) == 0)
 		return 0;
-	/* No thread could start: if none is alive, nothing would ever run
-	 * these jobs, so take them back and refuse. */
-	pthread_mutex_lock(&pool->lock);
-	if (pool->threads > 0) {
-		pthread_mutex_unlock(&pool->lock);
-		return 0;
-	}
-	pool->tail = prev_tail;
-	if (prev_tail != NULL)
-		prev_tail->next = NULL;
-	else
-		pool->head = NULL;
-	pool->queued -= n;
-	pool->inflight -= n;
-	pthread_mutex_unlock(&pool->lock);
-	return -1;
+	return pool_take_back(pool, g, n) ? -1 : 0;
 }
 
 int
@@ -458,19 +757,21 @@ pool_drain(struct pool *pool)
 }
 
 void
-pool_resize(struct pool *pool, int max_threads, int queue_limit, int idle_ms)
+pool_resize(struct pool *pool, const struct pool_limits *limits)
 {
-	int kick;
+	int planned;
 
+	if (limits->max_threads < 1 || limits->queue_limit < 1)
+		return;
+	pool_reap(pool);
 	pthread_mutex_lock(&pool->lock);
-	pool->params.max_threads = max_threads;
-	pool->params.queue_limit = queue_limit;
-	pool->params.idle_ms = idle_ms;
-	/* Idle threads re-check the limits; extra ones exit. */
-	pthread_cond_broadcast(&pool->work);
-	kick = pool_plan_growth_locked(pool);
+	pool->params.limits = *limits;
+	/* Idle ones above the limit exit now, busy ones after their job. */
+	pool_retire_idle_locked(pool, (size_t)limits->max_threads);
+	planned = pool_plan_growth_locked(pool);
+	POOL_CHECK(pool);
 	pthread_mutex_unlock(&pool->lock);
-	pool_kick(pool, kick);
+	pool_kick_spawner(pool, planned);
 }
 
 void
@@ -481,14 +782,5 @@ pool_get_stats(struct pool *pool, struct pool_stats *stats)
 	stats->running = pool->running;
 	stats->threads = pool->threads;
 	stats->idle = pool->idle;
-	pthread_mutex_unlock(&pool->lock);
-}
-
-void
-pool_broadcast(struct pool *pool, void (*fn)(void *ctx))
-{
-	pthread_mutex_lock(&pool->lock);
-	pool->flush_fn = fn;
-	pool->flush_gen++;
 	pthread_mutex_unlock(&pool->lock);
 }

@@ -42,6 +42,7 @@ struct request_defaults {
 	enum fetch_method method;
 	json_t *headers;     /* validated object (borrowed), or NULL */
 	size_t header_bytes; /* the line bytes of headers */
+	size_t concurrency;  /* 0: the config's */
 };
 
 enum request_body { BODY_JSON, BODY_LINES, BODY_SNIFF, BODY_UNSUPPORTED };
@@ -287,6 +288,22 @@ timeout_check(json_t *value, int cap, int *timeout_ms)
 	return NULL;
 }
 
+/*
+ * The most items of this request fetched at once: an integer >= 1.  The
+ * pool caps it at workers.max_per_request; a client can only ask for
+ * less (to spare its targets), never for every worker.
+ */
+static const char *
+concurrency_check(json_t *value, size_t *concurrency)
+{
+	json_int_t n;
+
+	if (!json_is_integer(value) || (n = json_integer_value(value)) < 1)
+		return "\"concurrency\" is not an integer >= 1";
+	*concurrency = n > 1000000 ? 1000000 : (size_t)n;
+	return NULL;
+}
+
 static const char *
 method_check(json_t *value, enum fetch_method *method)
 {
@@ -499,6 +516,7 @@ items_parse(const struct config *cfg, const struct request_defaults *d,
 
 	if ((spec = spec_new(cfg, json_array_size(urls), err)) == NULL)
 		return NULL;
+	spec->concurrency = d->concurrency;
 	for (i = 0; i < spec->count; i++)
 		item_parse(cfg, d, json_array_get(urls, i), &spec->items[i]);
 	return spec;
@@ -525,6 +543,8 @@ envelope_field(const struct config *cfg, const char *key, size_t keylen,
 	}
 	if (key_is(key, keylen, "method"))
 		return method_check(value, &d->method);
+	if (key_is(key, keylen, "concurrency"))
+		return concurrency_check(value, &d->concurrency);
 	if (key_is(key, keylen, "headers")) {
 		d->headers = value;
 		return headers_check(value, &d->header_bytes);
@@ -588,7 +608,7 @@ request_parse_json(const struct config *cfg, const char *body, size_t len,
     struct request_error *err)
 {
 	struct request_defaults d = {
-	    cfg->timeout_ms, cfg->follow_redirects, FETCH_GET, NULL, 0};
+	    cfg->timeout_ms, cfg->follow_redirects, FETCH_GET, NULL, 0, 0};
 	struct request_spec *spec = NULL;
 	json_t *root, *urls = NULL;
 	json_error_t jerr;
@@ -666,7 +686,7 @@ request_parse_lines(const struct config *cfg, const char *body, size_t len,
     struct request_error *err)
 {
 	struct request_defaults d = {
-	    cfg->timeout_ms, cfg->follow_redirects, FETCH_GET, NULL, 0};
+	    cfg->timeout_ms, cfg->follow_redirects, FETCH_GET, NULL, 0, 0};
 	struct request_spec *spec;
 	size_t pos = 0, count = 0, linelen, i = 0;
 	const char *line;

@@ -17,6 +17,7 @@ struct config;
 struct request_spec {
 	struct fetch_spec *items;
 	size_t count;
+	size_t concurrency; /* most items fetched at once; 0: the default */
 };
 
 /* A whole-request failure: HTTP status, API error code and message. */

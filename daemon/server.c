@@ -35,6 +35,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -151,7 +152,7 @@ server_log_call(struct server *s, const struct server_call *c, int status,
 	         "failed=%zu elapsed_ms=%.1f id=%s",
 	    server_client_name(c, client, sizeof(client)), c->method, c->path,
 	    status, b ? batch_count(b) : 0, sum ? sum->ok : 0,
-	    sum ? sum->failed : 0, (double)(pool_now_ns() - c->start_ns) / 1e6,
+	    sum ? sum->failed : 0, (double)(clock_now_ns() - c->start_ns) / 1e6,
 	    c->id);
 }
 
@@ -627,7 +628,7 @@ server_call_init(
 
 	memset(c, 0, sizeof(*c));
 	c->req = req;
-	c->start_ns = pool_now_ns();
+	c->start_ns = clock_now_ns();
 	c->method = server_method_name(evhttp_request_get_command(req));
 	c->path = path != NULL && path[0] != '\0' ? path : "/";
 	if (sa != NULL && sa->sa_family == AF_INET)

@@ -20,9 +20,25 @@ struct test_job {
 	int done;  /* written by drain */
 	void *ctx; /* the worker context the job saw */
 	int sleep_ms;
+	atomic_int *live; /* counts jobs of its group running at once */
+	atomic_int *peak;
+	uint64_t ended_ns;
 };
 
 static atomic_int contexts_made, contexts_freed;
+
+/* One group per submission, as batch.c has one per fan-out. */
+static struct pool_group groups[64];
+static int next_group;
+
+static struct pool_group *
+group(size_t cap)
+{
+	struct pool_group *g = &groups[next_group++ % 64];
+
+	pool_group_init(g, cap);
+	return g;
+}
 
 static void *
 ctx_new(void *arg)
@@ -38,15 +54,36 @@ ctx_free(void *ctx, void *arg)
 	free(ctx);
 }
 
+static uint64_t
+pool_test_now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static void
 job_run(struct pool_job *job, void *ctx)
 {
 	struct test_job *t = (struct test_job *)job;
 
+	int now = 0, peak;
+
+	if (t->live != NULL) {
+		now = atomic_fetch_add(t->live, 1) + 1;
+		peak = atomic_load(t->peak);
+		while (now > peak &&
+		       !atomic_compare_exchange_weak(t->peak, &peak, now))
+			;
+	}
 	if (t->sleep_ms > 0)
 		usleep((useconds_t)t->sleep_ms * 1000);
+	if (t->live != NULL)
+		atomic_fetch_sub(t->live, 1);
 	t->ran++;
 	t->ctx = ctx;
+	t->ended_ns = pool_test_now_ns();
 }
 
 static void
@@ -58,9 +95,10 @@ job_done(struct pool_job *job)
 static struct pool *
 make_pool(int threads, int limit, int idle_ms)
 {
-	struct pool_params p = {.max_threads = threads,
-	    .queue_limit = limit,
-	    .idle_ms = idle_ms,
+	struct pool_params p = {.limits = {.max_threads = threads,
+	                            .max_per_group = threads,
+	                            .queue_limit = limit,
+	                            .idle_ms = idle_ms},
 	    .stack_size = 128 * 1024,
 	    .worker_new = ctx_new,
 	    .worker_free = ctx_free};
@@ -106,7 +144,8 @@ START_TEST(every_job_runs_once_and_comes_back)
 	struct test_job jobs[50] = {0};
 	size_t i;
 
-	ck_assert_int_eq(pool_submit(pool, chain(jobs, 50, 0), 50), 0);
+	ck_assert_int_eq(
+	    pool_submit(pool, group(0), chain(jobs, 50, 0), 50), 0);
 	ck_assert_uint_eq(drain_until(pool, 50), 50);
 	for (i = 0; i < 50; i++) {
 		ck_assert_int_eq(jobs[i].ran, 1);
@@ -124,14 +163,14 @@ START_TEST(admission_is_all_or_none)
 	struct pool *pool = make_pool(2, 10, 0);
 	struct test_job a[8] = {0}, b[3] = {0}, c[2] = {0};
 
-	ck_assert_int_eq(pool_submit(pool, chain(a, 8, 50), 8), 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(a, 8, 50), 8), 0);
 	/* 8 + 3 > 10: refused whole, nothing of b runs. */
-	ck_assert_int_eq(pool_submit(pool, chain(b, 3, 0), 3), -1);
-	ck_assert_int_eq(pool_submit(pool, chain(c, 2, 0), 2), 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(b, 3, 0), 3), -1);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(c, 2, 0), 2), 0);
 	ck_assert_uint_eq(drain_until(pool, 10), 10);
 	ck_assert_int_eq(b[0].ran + b[1].ran + b[2].ran, 0);
 	/* Room is back once the jobs are drained. */
-	ck_assert_int_eq(pool_submit(pool, chain(b, 3, 0), 3), 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(b, 3, 0), 3), 0);
 	ck_assert_uint_eq(drain_until(pool, 3), 3);
 	pool_free(pool);
 }
@@ -145,7 +184,8 @@ START_TEST(threads_start_on_demand_up_to_the_limit)
 
 	pool_get_stats(pool, &st);
 	ck_assert_uint_eq(st.threads, 0);
-	ck_assert_int_eq(pool_submit(pool, chain(jobs, 6, 100), 6), 0);
+	ck_assert_int_eq(
+	    pool_submit(pool, group(0), chain(jobs, 6, 100), 6), 0);
 	pool_get_stats(pool, &st);
 	ck_assert_uint_eq(st.threads, 3);
 	ck_assert_uint_eq(drain_until(pool, 6), 6);
@@ -202,7 +242,7 @@ START_TEST(a_burst_of_threads_is_started_off_the_submitting_thread)
 
 	memset(jobs, 0, sizeof(jobs));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ck_assert_int_eq(pool_submit(pool, chain(jobs, N, 0), N), 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(jobs, N, 0), N), 0);
 	submit_ns = ns_since(&t0);
 	ck_assert_msg(submit_ns * 10 < create_ns,
 	    "pool_submit took %llu us; creating %d threads takes %llu us",
@@ -222,7 +262,7 @@ START_TEST(idle_threads_exit)
 	struct pool_stats st;
 	int i;
 
-	ck_assert_int_eq(pool_submit(pool, chain(jobs, 4, 20), 4), 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(jobs, 4, 20), 4), 0);
 	ck_assert_uint_eq(drain_until(pool, 4), 4);
 	for (i = 0; i < 200; i++) {
 		pool_get_stats(pool, &st);
@@ -232,7 +272,7 @@ START_TEST(idle_threads_exit)
 	}
 	ck_assert_uint_eq(st.threads, 0);
 	/* And the pool still works afterwards. */
-	ck_assert_int_eq(pool_submit(pool, chain(jobs, 4, 0), 4), 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(jobs, 4, 0), 4), 0);
 	ck_assert_uint_eq(drain_until(pool, 4), 4);
 	pool_free(pool);
 }
@@ -243,33 +283,139 @@ START_TEST(resize_changes_the_queue_limit)
 	struct pool *pool = make_pool(2, 2, 0);
 	struct test_job jobs[4] = {0};
 
-	ck_assert_int_eq(pool_submit(pool, chain(jobs, 4, 0), 4), -1);
-	pool_resize(pool, 4, 4, 0);
-	ck_assert_int_eq(pool_submit(pool, chain(jobs, 4, 0), 4), 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(jobs, 4, 0), 4), -1);
+	pool_resize(pool, &(struct pool_limits){4, 4, 4, 0});
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(jobs, 4, 0), 4), 0);
 	ck_assert_uint_eq(drain_until(pool, 4), 4);
 	pool_free(pool);
 }
 END_TEST
 
-static atomic_int flushed;
-
-static void
-flush_ctx(void *ctx)
+/*
+ * Issue 9, item 4: a group never runs more than its cap at once, and a
+ * group submitted behind a big one is served in turn, not after it.
+ */
+START_TEST(a_group_runs_at_most_its_cap)
 {
-	atomic_fetch_add(&flushed, 1);
+	struct pool *pool = make_pool(8, 100, 0);
+	static struct test_job jobs[24];
+	atomic_int live = 0, peak = 0;
+	size_t i;
+
+	memset(jobs, 0, sizeof(jobs));
+	chain(jobs, 24, 20);
+	for (i = 0; i < 24; i++) {
+		jobs[i].live = &live;
+		jobs[i].peak = &peak;
+	}
+	ck_assert_int_eq(pool_submit(pool, group(3), &jobs[0].job, 24), 0);
+	ck_assert_uint_eq(drain_until(pool, 24), 24);
+	ck_assert_int_eq(atomic_load(&peak), 3);
+	pool_free(pool);
 }
+END_TEST
 
-START_TEST(broadcast_reaches_workers_before_their_next_job)
+START_TEST(the_default_cap_keeps_workers_back)
 {
-	struct pool *pool = make_pool(1, 10, 0);
-	struct test_job jobs[2] = {0};
+	struct pool_params p = {
+	    .limits = {.max_threads = 16, .queue_limit = 1000},
+	    .stack_size = 128 * 1024};
+	char err[64];
+	struct pool *pool = pool_new(&p, err, sizeof(err));
 
-	ck_assert_int_eq(pool_submit(pool, chain(jobs, 1, 0), 1), 0);
+	/* 16 threads keep 16/8 = 2 back; asking for more gets the share */
+	ck_assert_uint_eq(pool_group_cap(pool, 0), 14);
+	ck_assert_uint_eq(pool_group_cap(pool, 100), 14);
+	ck_assert_uint_eq(pool_group_cap(pool, 5), 5);
+	pool_resize(pool, &(struct pool_limits){1, 0, 10, 0});
+	ck_assert_uint_eq(pool_group_cap(pool, 0), 1);
+	pool_resize(pool, &(struct pool_limits){1000, 0, 10, 0});
+	ck_assert_uint_eq(pool_group_cap(pool, 0), 968);
+	pool_resize(pool, &(struct pool_limits){1000, 10, 10, 0});
+	ck_assert_uint_eq(pool_group_cap(pool, 0), 10);
+	pool_free(pool);
+}
+END_TEST
+
+START_TEST(a_small_group_is_served_in_turn)
+{
+	struct pool *pool = make_pool(4, 1000, 0);
+	static struct test_job big[200], small[1];
+	size_t i, big_done = 0;
+
+	memset(big, 0, sizeof(big));
+	memset(small, 0, sizeof(small));
+	ck_assert_int_eq(
+	    pool_submit(pool, group(0), chain(big, 200, 10), 200), 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(small, 1, 0), 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 201), 201);
+	for (i = 0; i < 200; i++)
+		big_done += big[i].ended_ns < small[0].ended_ns;
+	/* FIFO would finish all 200 first; in turn, within one round */
+	ck_assert_msg(
+	    big_done <= 8, "%zu big jobs ended before the small one", big_done);
+	pool_free(pool);
+}
+END_TEST
+
+/*
+ * Issue 9, item 5: lowering max_threads while jobs are queued must never
+ * leave them without a worker.  Each round queues work, shrinks the pool
+ * (and sometimes grows it back) while it runs, and needs every job back
+ * within drain_until's 5 s; a lost worker shows as a short count.
+ */
+START_TEST(shrinking_never_strands_queued_jobs)
+{
+	static struct test_job jobs[40];
+	struct pool *pool = make_pool(8, 1000, 5);
+	struct pool_stats st;
+	int round;
+
+	for (round = 0; round < 300; round++) {
+		int max = 1 + round % 3;
+
+		memset(jobs, 0, sizeof(jobs));
+		ck_assert_int_eq(
+		    pool_submit(pool, group(0), chain(jobs, 40, round % 2), 40),
+		    0);
+		pool_resize(pool, &(struct pool_limits){max, 0, 1000, 5});
+		if (round % 5 == 0)
+			pool_resize(pool, &(struct pool_limits){8, 0, 1000, 5});
+		ck_assert_msg(drain_until(pool, 40) == 40,
+		    "round %d: jobs stranded", round);
+		pool_resize(pool, &(struct pool_limits){8, 0, 1000, 5});
+	}
+	pool_resize(pool, &(struct pool_limits){2, 0, 1000, 5});
+	for (round = 0; round < 200; round++) {
+		pool_get_stats(pool, &st);
+		if (st.threads <= 2)
+			break;
+		usleep(5000);
+	}
+	ck_assert_uint_le(st.threads, 2);
+	pool_free(pool);
+}
+END_TEST
+
+START_TEST(idle_workers_are_reused_last_in_first_out)
+{
+	struct pool *pool = make_pool(4, 100, 0);
+	struct test_job jobs[4] = {0}, one[3] = {0};
+	void *last;
+	int i;
+
+	ck_assert_int_eq(pool_submit(pool, group(4), chain(jobs, 4, 30), 4), 0);
+	ck_assert_uint_eq(drain_until(pool, 4), 4);
+	/* one after another, every job goes to the same, latest-idle one */
+	ck_assert_int_eq(pool_submit(pool, group(0), chain(one, 1, 0), 1), 0);
 	ck_assert_uint_eq(drain_until(pool, 1), 1);
-	pool_broadcast(pool, flush_ctx);
-	ck_assert_int_eq(pool_submit(pool, chain(jobs + 1, 1, 0), 1), 0);
-	ck_assert_uint_eq(drain_until(pool, 1), 1);
-	ck_assert_int_eq(atomic_load(&flushed), 1);
+	last = one[0].ctx;
+	for (i = 1; i < 3; i++) {
+		ck_assert_int_eq(
+		    pool_submit(pool, group(0), chain(one + i, 1, 0), 1), 0);
+		ck_assert_uint_eq(drain_until(pool, 1), 1);
+		ck_assert_ptr_eq(one[i].ctx, last);
+	}
 	pool_free(pool);
 }
 END_TEST
@@ -282,7 +428,7 @@ main(void)
 	SRunner *sr;
 	int failed;
 
-	tcase_set_timeout(tc, 30);
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, every_job_runs_once_and_comes_back);
 	tcase_add_test(tc, admission_is_all_or_none);
 	tcase_add_test(tc, threads_start_on_demand_up_to_the_limit);
@@ -290,7 +436,11 @@ main(void)
 	    tc, a_burst_of_threads_is_started_off_the_submitting_thread);
 	tcase_add_test(tc, idle_threads_exit);
 	tcase_add_test(tc, resize_changes_the_queue_limit);
-	tcase_add_test(tc, broadcast_reaches_workers_before_their_next_job);
+	tcase_add_test(tc, a_group_runs_at_most_its_cap);
+	tcase_add_test(tc, the_default_cap_keeps_workers_back);
+	tcase_add_test(tc, a_small_group_is_served_in_turn);
+	tcase_add_test(tc, shrinking_never_strands_queued_jobs);
+	tcase_add_test(tc, idle_workers_are_reused_last_in_first_out);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -356,7 +356,8 @@ def check_pool_freed(d, u, before, n, what):
 
 def test_disconnect_aborts_running_fetches():
     with upstream_at() as u, \
-            h.run_daemon({"workers": {"threads": 4}}) as d:
+            h.run_daemon({"workers": {"threads": 4,
+                                      "max_per_request": 4}}) as d:
         before = canceled(d)
         s = open_fanout(d, [u.url(f"/hang?{i}") for i in range(4)])
         h.wait_for(lambda: u.hits("/hang") == 4, 5,
@@ -388,7 +389,8 @@ def test_disconnect_drops_queued_fetches():
 
 def test_disconnect_while_streaming():
     with upstream_at() as u, \
-            h.run_daemon({"workers": {"threads": 4}}) as d:
+            h.run_daemon({"workers": {"threads": 4,
+                                      "max_per_request": 4}}) as d:
         before = canceled(d)
         s = open_fanout(d, [u.url(f"/hang?{i}") for i in range(4)],
                         path="/fetch?stream=1")
@@ -399,6 +401,71 @@ def test_disconnect_while_streaming():
 
 
 # Overload.
+
+# One client cannot hold the whole pool (issue 9, item 4).
+
+def starve(d, u, hanging, small_requests=3):
+    """Client A's fan-out of `hanging` /hang URLs holds every worker it
+    may; meanwhile client B's one-URL requests must be answered at once.
+    Returns B's slowest answer in seconds."""
+    s = open_fanout(d, [u.url(f"/hang?{i}") for i in range(hanging)])
+    try:
+        h.wait_for(lambda: u.hits("/hang") >= 4, 10,
+                   "client A's hanging fetches to start")
+        time.sleep(0.2)  # let A take every worker it is allowed
+        worst = 0.0
+        for i in range(small_requests):
+            url = u.url(f"/status/200?b{i}")
+            start = time.monotonic()
+            res = results_of(d.fetch_ok([url], timeout=20), [url])[0]
+            worst = max(worst, time.monotonic() - start)
+            eq(res["status"], 200, "client B's fetch")
+        return worst
+    finally:
+        s.close()
+
+
+def test_one_request_cannot_hold_every_worker():
+    """32 hanging URLs on 8 threads made another client wait 7.7 s."""
+    with upstream_at() as u, \
+            h.run_daemon({"workers": {"threads": 8}}) as d:
+        worst = starve(d, u, 32)
+        check(worst < 1.0, f"client B waited {worst:.2f}s behind client A")
+        eq(u.hits("/hang") <= 7, True,
+           f"client A ran {u.hits('/hang')} of 8 workers at once")
+
+
+test_one_request_cannot_hold_every_worker.timeout = 40
+
+
+def test_one_request_cannot_hold_every_worker_defaults():
+    """With the default config (256 threads), 400 hanging URLs."""
+    with upstream_at() as u, h.run_daemon() as d:
+        worst = starve(d, u, 400)
+        check(worst < 1.0, f"client B waited {worst:.2f}s behind client A")
+        check(u.hits("/hang") < 256,
+              f"client A held {u.hits('/hang')} workers at once")
+
+
+test_one_request_cannot_hold_every_worker_defaults.timeout = 60
+
+
+def test_request_concurrency_field():
+    """"concurrency" lowers one request's share: 6 fetches of 200 ms at
+    concurrency 2 take three rounds; a value that is not an integer
+    >= 1 is a 400."""
+    with upstream_at() as u, \
+            h.run_daemon({"workers": {"threads": 8}}) as d:
+        urls = [u.url(f"/delay/200?{i}") for i in range(6)]
+        ans = d.fetch_ok({"urls": urls, "concurrency": 2})
+        queued = sorted(r["time_ms"]["queue"] for r in ans["results"])
+        check(queued[1] < 150 and queued[2] >= 150 and queued[4] >= 350,
+              f"queue times {queued} at concurrency 2")
+        for bad in (0, -1, 1.5, "2", None, True):
+            r = d.fetch({"urls": urls[:1], "concurrency": bad})
+            err = h.error_body(r, 400, "invalid_request")
+            check("concurrency" in err["message"], err["message"])
+
 
 def test_overload_503_then_recovery():
     cfg = {"workers": {"threads": 8, "queue_limit": 4},

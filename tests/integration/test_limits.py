@@ -1,6 +1,8 @@
 """Config keys that take effect, and the pool's bounds: each test runs its
 own daemon with the config it needs."""
 
+import os
+import signal
 import threading
 import time
 
@@ -70,8 +72,10 @@ def test_user_agent_config():
 
 def test_threads_bound_concurrency():
     # 2 workers, 4 fetches of 300 ms: two of them wait in the queue
+    # (max_per_request lets one request use both workers)
     u = h.upstream()
-    with h.run_daemon({"workers": {"threads": 2, "queue_limit": 100},
+    with h.run_daemon({"workers": {"threads": 2, "queue_limit": 100,
+                                   "max_per_request": 2},
                        "limits": {"max_urls": 100}}) as d:
         urls = [u.url(f"/delay/300?n={i}") for i in range(4)]
         ans = d.fetch_ok(urls)
@@ -84,7 +88,7 @@ def test_threads_bound_concurrency():
               f"elapsed_ms {ans['summary']['elapsed_ms']} with 2 threads")
 
 
-QUEUE = {"workers": {"threads": 4, "queue_limit": 4},
+QUEUE = {"workers": {"threads": 4, "queue_limit": 4, "max_per_request": 4},
          "limits": {"max_urls": 4}}
 
 
@@ -148,3 +152,46 @@ def test_queue_admits_whole_or_nothing():
         r = d.fetch([u.url("/status/205")])
         eq(r.status, 200, f"one fetch fits the room left ({r.text[:200]})")
         eq(finished(t, box).status, 200, "the first request")
+
+
+def reload_with(d, extra):
+    """Rewrite d's config with extra and SIGHUP; wait for the log line."""
+    settings = h.merge(d.config, extra)
+    settings = h.merge(settings,
+                       {"listen": {"address": d.host, "port": d.port}})
+    with open(d.config_path, "w") as f:
+        f.write(h.render_config(settings))
+    seen = d.process.stderr().count("reloaded")
+    os.kill(d.process.pid, signal.SIGHUP)
+    h.wait_for(lambda: d.process.stderr().count("reloaded") > seen, 5,
+               "the daemon to log the reload")
+
+
+def test_reloads_with_fewer_threads_never_strand_fetches():
+    """Issue 9, item 5: lowering workers.threads on reload while fetches
+    are queued once left no worker at all (1 reload in 10), and the
+    request hung until another came.  Every one of many fan-outs, each
+    interrupted by a reload to fewer threads, must answer in time."""
+    u = h.upstream()
+    with h.run_daemon({"workers": {"threads": 8, "max_per_request": 8,
+                                   "idle_ms": 50},
+                       "log": {"level": "info"}}) as d:
+        for i in range(40):
+            urls = [u.url(f"/delay/{5 + i % 7}?r{i}n{j}") for j in range(24)]
+            box = {}
+            t = threading.Thread(target=lambda: box.update(
+                r=d.fetch_ok({"urls": urls, "timeout_ms": 2000},
+                             timeout=10)))
+            t.start()
+            reload_with(d, {"workers": {"threads": 1 + i % 3,
+                                        "max_per_request": 0}})
+            t.join(10)
+            check(not t.is_alive(), f"round {i}: the fan-out hung")
+            res = box["r"]["results"]
+            eq(sum(r["status"] == 200 for r in res), 24,
+               f"round {i}: fetches answered 200")
+            reload_with(d, {"workers": {"threads": 8, "max_per_request": 8,
+                                        "idle_ms": 50}})
+
+
+test_reloads_with_fewer_threads_never_strand_fetches.timeout = 180
