@@ -21,6 +21,15 @@ def run(*args):
     return p.returncode, p.stdout.decode(errors="replace")
 
 
+def run_split(*args, timeout=RUN_TIMEOUT):
+    """fanoutd ARGS; (exit status, stdout, stderr) kept apart."""
+    p = subprocess.run([h.env("FANOUTD_BIN"), *args], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    return (p.returncode, p.stdout.decode(errors="replace"),
+            p.stderr.decode(errors="replace"))
+
+
 def write_config(text):
     path = h.tmpfile("conf")
     with open(path, "w") as f:
@@ -98,6 +107,32 @@ def test_broken_config_refuses_to_start():
     rc, out = run("-c", path)
     check(rc != 0, f"started with a broken config ({out})")
     check(f"{path}:1" in out, f"message lacks {path}:1: {out!r}")
+
+
+def test_config_errors_one_per_line():
+    """-t and start-up print each error on a line of its own, the last
+    one ended by a newline too."""
+    path = write_config('workers = { threads = 0; };\n# c\n'
+                        'fetch = { bogus = 1; };\n')
+    for args in (["-t", "-c", path], ["-c", path]):
+        rc, out, err = run_split(*args)
+        check(rc != 0, f"{args}: exit status 0 for a broken config")
+        eq(out, "", f"{args}: stdout")
+        check(err.endswith("\n"), f"{args}: stderr lacks its last newline: "
+                                  f"{err!r}")
+        lines = err[:-1].split("\n")
+        eq(len(lines), 2, f"{args}: error lines in {err!r}")
+        check(lines[0].startswith(f"{path}:1: ") and "threads" in lines[0],
+              f"{args}: first line {lines[0]!r}")
+        check(lines[1].startswith(f"{path}:3: ") and "bogus" in lines[1],
+              f"{args}: second line {lines[1]!r}")
+
+
+def test_missing_config_error_ends_with_newline():
+    path = os.path.join(h.tmpdir(), "no-such.conf")
+    rc, _, err = run_split("-t", "-c", path)
+    check(rc != 0, "exit status 0 for a missing file")
+    eq(err, f"{path}: cannot read: No such file or directory\n", "stderr")
 
 
 # Each: config text, the line of the error, words the message must hold.
