@@ -201,6 +201,110 @@ quote(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* What st_mode is, for "not a regular file (a FIFO)". */
+static const char *
+file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "something else";
+}
+
+/*
+ * Open path for reading, refusing anything but a regular file before a
+ * read can block: O_NONBLOCK makes the open of a FIFO return at once (a
+ * reload runs on the loop thread, and -t must not hang), the type is
+ * checked on the descriptor, then the flag goes for the reads.  Returns
+ * the descriptor, or -1 with the reason in why.
+ */
+static int
+file_open_regular(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	int fd, flags;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || (flags = fcntl(fd, F_GETFL)) == -1)
+		snprintf(why, whylen, "%s", strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(why, whylen, "not a regular file (%s)",
+		    file_kind(st.st_mode));
+	else if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
+		snprintf(why, whylen, "%s", strerror(errno));
+	else
+		return fd;
+	close(fd);
+	return -1;
+}
+
+/* Read fd to its end into *buf (grown as needed), at most max + 1 bytes. */
+static int
+file_read_fd(int fd, size_t max, char **buf, size_t *len)
+{
+	size_t cap = 0;
+	char *grown;
+	ssize_t n;
+
+	for (;;) {
+		if (*len + 1 >= cap) {
+			cap = cap == 0 ? 4096 : cap * 2;
+			if (cap > max + 2)
+				cap = max + 2; /* max + 1 bytes and the NUL */
+			if ((grown = realloc(*buf, cap)) == NULL)
+				return -1;
+			*buf = grown;
+		}
+		n = read(fd, *buf + *len, cap - 1 - *len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (int)n;
+		if ((*len += (size_t)n) > max)
+			return 0;
+	}
+}
+
+/*
+ * Read the regular file at path, at most max bytes, into a new
+ * NUL-terminated buffer.  Returns 0, or -1 with the reason in why.
+ */
+static int
+file_read(const char *path, size_t max, char **out, size_t *outlen, char *why,
+    size_t whylen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int fd, rc;
+
+	if ((fd = file_open_regular(path, why, whylen)) == -1)
+		return -1;
+	if ((rc = file_read_fd(fd, max, &buf, &len)) == -1)
+		snprintf(why, whylen, "%s", strerror(errno));
+	else if (len > max)
+		snprintf(why, whylen, "larger than %zu bytes", max);
+	close(fd);
+	if (rc == -1 || len > max) {
+		free(buf);
+		return -1;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
 static int
 check_address(const char *s, char *why, size_t whylen)
 {
@@ -461,42 +565,10 @@ site_of(const struct loader *ld, const char *group, const char *name)
 	return &ld->site[key_find(group, name) - keys];
 }
 
-/*
- * Open the token file.  Only a regular file: a FIFO or a device could
- * block the load, or a reload, forever.
- */
-static int
-token_open(const char *path, char *why, size_t whylen)
-{
-	const char *reason = NULL;
-	struct stat st;
-	char q[128];
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
-		reason = strerror(errno);
-	else if (fstat(fd, &st) == -1)
-		reason = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		reason = "not a regular file";
-	if (reason == NULL)
-		return fd;
-	snprintf(why, whylen, "cannot read \"%s\": %s",
-	    quote(path, q, sizeof(q)), reason);
-	if (fd != -1)
-		close(fd);
-	return -1;
-}
-
 /* Check the bytes read and keep them as the token, trailing CR/LF off. */
 static int
 token_take(char *buf, size_t len, char **out, char *why, size_t whylen)
 {
-	if (len > TOKEN_FILE_MAX) {
-		snprintf(why, whylen, "token file is larger than %d bytes",
-		    TOKEN_FILE_MAX);
-		return -1;
-	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	buf[len] = '\0';
@@ -518,27 +590,21 @@ token_take(char *buf, size_t len, char **out, char *why, size_t whylen)
 static int
 read_token_file(const char *path, char **out, char *why, size_t whylen)
 {
-	char buf[TOKEN_FILE_MAX + 1];
-	size_t len = 0;
-	ssize_t n;
-	int fd;
+	char reason[128], q[128];
+	size_t len;
+	char *buf;
+	int rc;
 
-	if ((fd = token_open(path, why, whylen)) == -1)
+	if (file_read(path, TOKEN_FILE_MAX, &buf, &len, reason,
+	        sizeof(reason)) == -1) {
+		snprintf(why, whylen, "cannot read \"%s\": %s",
+		    quote(path, q, sizeof(q)), reason);
 		return -1;
-	while (len < sizeof(buf) &&
-	       (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			snprintf(
-			    why, whylen, "cannot read: %s", strerror(errno));
-			close(fd);
-			return -1;
-		}
-		len += (size_t)n;
 	}
-	close(fd);
-	return token_take(buf, len, out, why, whylen);
+	rc = token_take(buf, len, out, why, whylen);
+	explicit_bzero(buf, len); /* a secret: leave no copy on the heap */
+	free(buf);
+	return rc;
 }
 
 /* The token comes from the setting or from the file, never both. */
@@ -584,48 +650,22 @@ check_all(struct loader *ld)
 }
 
 /*
- * Read the whole file.  Opening it ourselves makes a missing file report
- * errno's own words; reading it whole lets prescan_text see the text.
+ * Read the whole file.  Reading it ourselves makes a missing file report
+ * errno's own words, refuses what is not a regular file, and lets
+ * prescan_text see the text.
  */
 static char *
 read_config(struct loader *ld)
 {
-	char *text = NULL, *grown;
-	size_t len = 0, cap = 0;
-	struct stat st;
-	int error = 0;
-	FILE *fp;
+	char why[REASON_MAX];
+	size_t len;
+	char *text;
 
-	if ((fp = fopen(ld->path, "re")) == NULL) {
-		load_error(ld, NULL, 0, "cannot read", "%s", strerror(errno));
+	if (file_read(ld->path, CONFIG_FILE_MAX, &text, &len, why,
+	        sizeof(why)) == -1) {
+		load_error(ld, NULL, 0, "cannot read", "%s", why);
 		return NULL;
 	}
-	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode))
-		error = EISDIR;
-	while (error == 0 && !feof(fp)) {
-		if (len + 1 >= cap) {
-			cap = cap == 0 ? 4096 : cap * 2;
-			if (cap > CONFIG_FILE_MAX)
-				error = EFBIG;
-			else if ((grown = realloc(text, cap)) == NULL)
-				error = ENOMEM;
-			else
-				text = grown;
-			if (error != 0)
-				break;
-		}
-		errno = 0;
-		len += fread(text + len, 1, cap - len - 1, fp);
-		if (ferror(fp))
-			error = errno != 0 ? errno : EIO;
-	}
-	fclose(fp);
-	if (error != 0) {
-		load_error(ld, NULL, 0, "cannot read", "%s", strerror(error));
-		free(text);
-		return NULL;
-	}
-	text[len] = '\0';
 	return text;
 }
 

@@ -5,6 +5,8 @@
  * removes at the end.  Error cases are data (errors[] below), one loop
  * test each, so adding a key means adding rows, not code.
  */
+#include <sys/stat.h>
+
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -475,7 +477,62 @@ START_TEST(missing_file)
 	    path);
 	ck_assert_str_eq(err, want);
 	ck_assert_ptr_null(config_load(tmpdir, err, sizeof(err)));
-	ck_assert_ptr_nonnull(strstr(err, ": cannot read: Is a directory"));
+	snprintf(want, sizeof(want),
+	    "%s: cannot read: not a regular file (a directory)", tmpdir);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+/* A FIFO would block open() until a writer came: refused, at once. */
+START_TEST(fifo_refused)
+{
+	char fifo[512], path[512], err[2048], want[2048];
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_ptr_null(config_load(fifo, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+	    "%s: cannot read: not a regular file (a FIFO)", fifo);
+	ck_assert_str_eq(err, want);
+
+	snprintf(want, sizeof(want),
+	    "security = {\n  auth_token_file = \"%s\";\n};\n", fifo);
+	ck_assert_ptr_null(
+	    load_text(want, path, sizeof(path), err, sizeof(err)));
+	snprintf(want, sizeof(want),
+	    "%s:2: security.auth_token_file: cannot read \"%s\": not a "
+	    "regular file (a FIFO)",
+	    path, fifo);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(unlink(fifo), 0);
+}
+END_TEST
+
+/* /dev/null is a character device: refused too, not read as empty. */
+START_TEST(device_refused)
+{
+	char err[1024];
+
+	ck_assert_ptr_null(config_load("/dev/null", err, sizeof(err)));
+	ck_assert_str_eq(err, "/dev/null: cannot read: not a regular file (a "
+	                      "character device)");
+}
+END_TEST
+
+START_TEST(config_too_large)
+{
+	char path[512], err[1024];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/huge.conf", tmpdir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	/* A sparse file one byte over the cap: nothing is written. */
+	ck_assert_int_eq(ftruncate(fileno(fp), 16 * 1024 * 1024 + 1), 0);
+	ck_assert_int_eq(fclose(fp), 0);
+	ck_assert_ptr_null(config_load(path, err, sizeof(err)));
+	ck_assert_ptr_nonnull(
+	    strstr(err, ": cannot read: larger than 16777216 bytes"));
+	ck_assert_int_eq(unlink(path), 0);
 }
 END_TEST
 
@@ -673,6 +730,9 @@ config_suite(void)
 	tcase_add_loop_test(
 	    errs, error_cases, 0, sizeof(errors) / sizeof(errors[0]));
 	tcase_add_test(errs, missing_file);
+	tcase_add_test(errs, fifo_refused);
+	tcase_add_test(errs, device_refused);
+	tcase_add_test(errs, config_too_large);
 	tcase_add_test(errs, all_errors_reported_together);
 	tcase_add_test(errs, errors_truncate_safely);
 	suite_add_tcase(s, errs);

@@ -5,7 +5,9 @@ Config errors are data: a config text and what the message must name.
 
 import os
 import re
+import signal
 import subprocess
+import time
 
 import harness as h
 from harness import check, eq
@@ -133,6 +135,64 @@ def test_missing_config_error_ends_with_newline():
     rc, _, err = run_split("-t", "-c", path)
     check(rc != 0, "exit status 0 for a missing file")
     eq(err, f"{path}: cannot read: No such file or directory\n", "stderr")
+
+
+# A FIFO blocks open() until a writer comes: it must be refused at once.
+FIFO_TIMEOUT = 5
+
+
+def make_fifo(stem):
+    path = h.tmpfile(stem)
+    os.unlink(path)
+    os.mkfifo(path, 0o600)
+    return path
+
+
+def fails_fast(args, words):
+    start = time.monotonic()
+    try:
+        rc, out, err = run_split(*args, timeout=FIFO_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"fanoutd {' '.join(args)} still ran after "
+                             f"{FIFO_TIMEOUT}s: it blocked on the FIFO")
+    check(rc != 0, f"exit status 0 ({out!r} {err!r})")
+    check(time.monotonic() - start < 2, "took over 2s to refuse a FIFO")
+    for w in words:
+        check(w in err, f"stderr lacks {w!r}: {err!r}")
+    no_sanitizer_report(err)
+
+
+def test_check_fifo_config_fails_fast():
+    fifo = make_fifo("conf-fifo")
+    fails_fast(["-t", "-c", fifo],
+               [f"{fifo}: cannot read: not a regular file"])
+
+
+def test_check_fifo_token_file_fails_fast():
+    fifo = make_fifo("token-fifo")
+    path = write_config(
+        f'security = {{\n  auth_token_file = "{fifo}";\n}};\n')
+    fails_fast(["-t", "-c", path],
+               [f"{path}:2: security.auth_token_file:",
+                f'"{fifo}": not a regular file'])
+
+
+def test_reload_from_fifo_keeps_serving():
+    """SIGHUP with the config file replaced by a FIFO: the reload fails
+    and is logged, and the loop never blocks on the FIFO."""
+    with h.run_daemon() as d:
+        os.unlink(d.config_path)
+        os.mkfifo(d.config_path, 0o600)
+        os.kill(d.process.pid, signal.SIGHUP)
+        h.wait_for(lambda: "not a regular file" in d.process.stderr(),
+                   FIFO_TIMEOUT, "the reload error in the log")
+        r = d.request("GET", "/healthz", timeout=1)
+        eq(r.status, 200, "/healthz after a reload from a FIFO")
+        err = d.process.stderr()
+        check("keeping the running config" in err,
+              f"no 'keeping the running config' line: {err[-600:]!r}")
+        check(f"{d.config_path}: cannot read: not a regular file (a FIFO)"
+              in err, f"reload error: {err[-600:]!r}")
 
 
 # Each: config text, the line of the error, words the message must hold.
