@@ -893,7 +893,7 @@ config_default(void)
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return NULL;
-	cfg->refs = 1;
+	atomic_init(&cfg->refs, 1);
 	if (set_defaults(cfg) == -1) {
 		config_free(cfg);
 		return NULL;
@@ -904,15 +904,19 @@ config_default(void)
 struct config *
 config_ref(struct config *cfg)
 {
-	__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	/* The caller already holds a reference: nothing to order against. */
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
 	return cfg;
 }
 
-/* Release pairs with the other holders' last reads before the free. */
+/*
+ * Release orders this holder's reads before the decrement; acquire, on
+ * the last one, orders every holder's reads before the free.
+ */
 void
 config_unref(struct config *cfg)
 {
 	if (cfg != NULL &&
-	    __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	    atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
 		config_free(cfg);
 }
