@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <arpa/inet.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -32,6 +31,7 @@
 #include <libconfig.h>
 
 #include "config.h"
+#include "config_compat.h"
 #include "log.h"
 #include "policy.h"
 
@@ -39,9 +39,6 @@
 #define CONFIG_FILE_MAX (16 * 1024 * 1024)
 /* A token is a short secret; anything longer is a wrong file. */
 #define TOKEN_FILE_MAX 4096
-/* What a libconfig setting name is made of. */
-#define IDENT_CHARS                                                            \
-	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*"
 /* Room for one reason, before "file:line: key: " is put in front. */
 #define REASON_MAX 512
 
@@ -652,7 +649,7 @@ check_all(struct loader *ld)
 /*
  * Read the whole file.  Reading it ourselves makes a missing file report
  * errno's own words, refuses what is not a regular file, and lets
- * prescan_text see the text.
+ * config_compat_mend see the text.
  */
 static char *
 read_config(struct loader *ld)
@@ -669,123 +666,11 @@ read_config(struct loader *ld)
 	return text;
 }
 
-/*
- * Length of the string or comment at p, 0 when none starts there.  *open
- * is set when it runs to the end of the text: libconfig 1.5 silently drops
- * everything after an unclosed comment, so the caller reports it.
- */
-static size_t
-inert_len(const char *p, bool *open)
+/* A problem config_compat_mend found in the text, as a syntax error. */
+static void
+compat_error(void *arg, int line, const char *reason)
 {
-	const char *q;
-
-	if (*p == '"') {
-		for (q = p + 1; *q != '\0' && *q != '"'; q++)
-			if (*q == '\\' && q[1] != '\0')
-				q++;
-		*open = *q == '\0';
-		return (size_t)(q - p) + (*q != '\0');
-	}
-	if (*p == '#' || (p[0] == '/' && p[1] == '/'))
-		return strcspn(p, "\n");
-	if (p[0] == '/' && p[1] == '*') {
-		q = strstr(p + 2, "*/");
-		*open = q == NULL;
-		return q != NULL ? (size_t)(q + 2 - p) : strlen(p);
-	}
-	return 0;
-}
-
-/* Length of the number-like token at p (sign, digits, letters, dots). */
-static size_t
-number_len(const char *p)
-{
-	size_t n = (*p == '-' || *p == '+') ? 1 : 0;
-	bool hex = p[n] == '0' && (p[n + 1] == 'x' || p[n + 1] == 'X');
-
-	if (!isdigit((unsigned char)p[n]) &&
-	    !(p[n] == '.' && isdigit((unsigned char)p[n + 1])))
-		return 0;
-	for (; isalnum((unsigned char)p[n]) || p[n] == '.'; n++)
-		if (!hex && (p[n] == 'e' || p[n] == 'E') &&
-		    (p[n + 1] == '-' || p[n + 1] == '+'))
-			n++;
-	return n;
-}
-
-/*
- * 1 when the token is an integer too wide for 32 bits, 0 when not (or not
- * an integer at all: floats, 64-bit "L" forms and junk pass untouched),
- * -1 when it does not fit 64 bits either.
- */
-static int
-integer_too_wide(const char *tok, size_t n)
-{
-	size_t sign = (*tok == '-' || *tok == '+') ? 1 : 0;
-	bool hex = n > sign + 2 && tok[sign] == '0' &&
-	           (tok[sign + 1] == 'x' || tok[sign + 1] == 'X');
-	size_t skip = sign + (hex ? 2 : 0);
-	char buf[64];
-	long long v;
-
-	/* The token ends at a non-alphanumeric byte, so strspn stays in it. */
-	if ((hex && sign > 0) ||
-	    strspn(tok + skip, hex ? "0123456789abcdefABCDEF" : "0123456789") !=
-	        n - skip)
-		return 0;
-	if (n >= sizeof(buf))
-		return -1;
-	memcpy(buf, tok, n);
-	buf[n] = '\0';
-	errno = 0;
-	v = hex ? (long long)strtoull(buf, NULL, 16) : strtoll(buf, NULL, 10);
-	if (errno == ERANGE)
-		return -1;
-	return hex ? (unsigned long long)v > INT32_MAX
-	           : v < INT32_MIN || v > INT32_MAX;
-}
-
-/*
- * Mend what libconfig 1.5 gets silently wrong, before it sees the text.
- * It reads an integer without the L suffix as a C int, so
- * "max_response_bytes = 4294967296" would become 0: give every such
- * literal the L it needs (what libconfig 1.6+ does by itself), and report
- * the ones too wide for 64 bits.  It also drops everything after an
- * unclosed comment without a word: report that too.  Strings and comments
- * are copied as they are.
- */
-static char *
-prescan_text(struct loader *ld, const char *text)
-{
-	char *out, *o;
-	size_t n;
-	int line = 1, wide;
-	bool open = false;
-
-	if ((o = out = malloc(strlen(text) * 2 + 1)) == NULL)
-		return NULL;
-	while (*text != '\0') {
-		wide = 0;
-		if ((n = inert_len(text, &open)) > 0 && open)
-			load_error(ld, NULL, line, "syntax error",
-			    "unterminated %s",
-			    *text == '"' ? "string" : "comment");
-		else if (n == 0 &&
-		         (isalpha((unsigned char)*text) || *text == '*'))
-			n = strspn(text, IDENT_CHARS);
-		else if (n == 0 && (n = number_len(text)) > 0)
-			wide = integer_too_wide(text, n);
-		if (wide == -1)
-			load_error(ld, NULL, line, "syntax error",
-			    "integer %.*s does not fit in 64 bits", (int)n,
-			    text);
-		for (n = n > 0 ? n : 1; n > 0; n--, text++)
-			line += (*o++ = *text) == '\n';
-		if (wide == 1)
-			*o++ = 'L';
-	}
-	*o = '\0';
-	return out;
+	load_error(arg, NULL, line, "syntax error", "%s", reason);
 }
 
 /* Parse with libconfig, then walk the tree; errors go to ld. */
@@ -809,7 +694,7 @@ struct config *
 config_load(const char *path, char *err, size_t errlen)
 {
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
-	char *text, *wide = NULL;
+	char *text, *mended = NULL;
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -817,11 +702,11 @@ config_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	if ((ld.cfg = config_default()) == NULL ||
 	    (ld.cfg->file = strdup(path)) == NULL ||
-	    (wide = prescan_text(&ld, text)) == NULL)
+	    config_compat_mend(text, &mended, compat_error, &ld) == -1)
 		load_error(&ld, NULL, 0, "config", "%s", strerror(ENOMEM));
 	else if (ld.nerr == 0)
-		parse_text(&ld, wide);
-	free(wide);
+		parse_text(&ld, mended != NULL ? mended : text);
+	free(mended);
 	free(text);
 	if (ld.nerr > 0) {
 		config_unref(ld.cfg);

@@ -2,6 +2,7 @@ noinst_LIBRARIES += daemon/libfanoutd.a
 daemon_libfanoutd_a_SOURCES = \
 	daemon/batch.c daemon/batch.h \
 	daemon/config.c daemon/config.h \
+	daemon/config_compat.c daemon/config_compat.h \
 	daemon/fetch.c daemon/fetch.h \
 	daemon/log.c daemon/log.h \
 	daemon/metrics.c daemon/metrics.h \
