@@ -195,6 +195,85 @@ def test_reload_from_fifo_keeps_serving():
               in err, f"reload error: {err[-600:]!r}")
 
 
+# scripts/lib.sh ensure_packages with a fake apt-get (and sudo) first on
+# PATH and the policy-rc.d path pointed into the test's directory.
+FAKE_APT = """#!/bin/sh
+# update: fine.  install: log whether the policy is in place, then
+# behave as FAKE_APT_MODE says.
+[ "$1" = update ] && exit 0
+if [ -x "$FANOUTD_POLICY_RC" ] && ! "$FANOUTD_POLICY_RC" start; then
+    echo "policy in place" >>"$FAKE_APT_LOG"
+fi
+case $FAKE_APT_MODE in
+fail) exit 100 ;;
+term) kill -TERM $PPID; exit 0 ;;
+esac
+exit 0
+"""
+
+
+def ensure_packages(mode, policy_text=None):
+    """(exit status, output, apt log, policy path) of ensure_packages on a
+    package that is surely missing, then `echo after`."""
+    d = h.tmpfile("fakebin")
+    os.unlink(d)
+    os.mkdir(d)
+    for name, text in (("apt-get", FAKE_APT),
+                       ("sudo", '#!/bin/sh\nexec "$@"\n')):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(d, name), 0o755)
+    policy = os.path.join(d, "policy-rc.d")
+    if policy_text is not None:
+        with open(policy, "w") as f:
+            f.write(policy_text)
+    log = os.path.join(d, "apt.log")
+    lib = os.path.join(h.env("FANOUTD_SRCDIR"), "scripts", "lib.sh")
+    env = dict(os.environ, PATH=d + ":" + os.environ["PATH"],
+               FANOUTD_POLICY_RC=policy, FAKE_APT_LOG=log,
+               FAKE_APT_MODE=mode)
+    p = subprocess.run(
+        ["bash", "-c", 'source "$1"; ensure_packages fanoutd-no-such-pkg-x; '
+         'echo after', "bash", lib], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        timeout=RUN_TIMEOUT)
+    apt = open(log).read() if os.path.exists(log) else ""
+    return p.returncode, p.stdout.decode(errors="replace"), apt, policy
+
+
+def test_policy_rc_removed_after_failed_install():
+    rc, out, apt, policy = ensure_packages("fail")
+    eq(apt, "policy in place\n", f"the install ran without the policy ({out})")
+    eq(rc, 100, f"exit status: set -e must stop at the failed install ({out})")
+    check("after" not in out, f"ran on after a failed install: {out!r}")
+    check(not os.path.lexists(policy),
+          "policy-rc.d left behind: apt would never start a service again")
+
+
+def test_policy_rc_removed_after_signal():
+    rc, out, apt, policy = ensure_packages("term")
+    eq(apt, "policy in place\n", f"the install ran without the policy ({out})")
+    check(rc != 0 and "after" not in out,
+          f"ran on after the install was killed (status {rc}): {out!r}")
+    check(not os.path.lexists(policy), "policy-rc.d left behind on SIGTERM")
+
+
+def test_policy_rc_removed_after_install():
+    rc, out, apt, policy = ensure_packages("ok")
+    eq(apt, "policy in place\n", f"the install ran without the policy ({out})")
+    eq(rc, 0, f"exit status ({out})")
+    check(out.rstrip().endswith("after"), f"output: {out!r}")
+    check(not os.path.lexists(policy), "policy-rc.d left behind")
+
+
+def test_policy_rc_of_someone_else_kept():
+    mine = "#!/bin/sh\n# the admin's\nexit 0\n"
+    rc, out, _, policy = ensure_packages("fail", policy_text=mine)
+    check(rc != 0, f"exit status 0 after a failed install ({out})")
+    with open(policy) as f:
+        eq(f.read(), mine, "a policy-rc.d that was there before")
+
+
 # Each: config text, the line of the error, words the message must hold.
 SCENARIOS = [
     dict(name="check_wrong_type",
