@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <arpa/inet.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -32,6 +31,7 @@
 #include <libconfig.h>
 
 #include "config.h"
+#include "config_compat.h"
 #include "log.h"
 #include "policy.h"
 
@@ -39,9 +39,6 @@
 #define CONFIG_FILE_MAX (16 * 1024 * 1024)
 /* A token is a short secret; anything longer is a wrong file. */
 #define TOKEN_FILE_MAX 4096
-/* What a libconfig setting name is made of. */
-#define IDENT_CHARS                                                            \
-	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*"
 /* Room for one reason, before "file:line: key: " is put in front. */
 #define REASON_MAX 512
 
@@ -206,6 +203,110 @@ quote(const char *s, char *buf, size_t len)
 	if (s[i] != '\0' && len > 4)
 		memcpy(buf + len - 4, "...", 4);
 	return buf;
+}
+
+/* What st_mode is, for "not a regular file (a FIFO)". */
+static const char *
+file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "something else";
+}
+
+/*
+ * Open path for reading, refusing anything but a regular file before a
+ * read can block: O_NONBLOCK makes the open of a FIFO return at once (a
+ * reload runs on the loop thread, and -t must not hang), the type is
+ * checked on the descriptor, then the flag goes for the reads.  Returns
+ * the descriptor, or -1 with the reason in why.
+ */
+static int
+file_open_regular(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	int fd, flags;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || (flags = fcntl(fd, F_GETFL)) == -1)
+		snprintf(why, whylen, "%s", strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		snprintf(why, whylen, "not a regular file (%s)",
+		    file_kind(st.st_mode));
+	else if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1)
+		snprintf(why, whylen, "%s", strerror(errno));
+	else
+		return fd;
+	close(fd);
+	return -1;
+}
+
+/* Read fd to its end into *buf (grown as needed), at most max + 1 bytes. */
+static int
+file_read_fd(int fd, size_t max, char **buf, size_t *len)
+{
+	size_t cap = 0;
+	char *grown;
+	ssize_t n;
+
+	for (;;) {
+		if (*len + 1 >= cap) {
+			cap = cap == 0 ? 4096 : cap * 2;
+			if (cap > max + 2)
+				cap = max + 2; /* max + 1 bytes and the NUL */
+			if ((grown = realloc(*buf, cap)) == NULL)
+				return -1;
+			*buf = grown;
+		}
+		n = read(fd, *buf + *len, cap - 1 - *len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (int)n;
+		if ((*len += (size_t)n) > max)
+			return 0;
+	}
+}
+
+/*
+ * Read the regular file at path, at most max bytes, into a new
+ * NUL-terminated buffer.  Returns 0, or -1 with the reason in why.
+ */
+static int
+file_read(const char *path, size_t max, char **out, size_t *outlen, char *why,
+    size_t whylen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int fd, rc;
+
+	if ((fd = file_open_regular(path, why, whylen)) == -1)
+		return -1;
+	if ((rc = file_read_fd(fd, max, &buf, &len)) == -1)
+		snprintf(why, whylen, "%s", strerror(errno));
+	else if (len > max)
+		snprintf(why, whylen, "larger than %zu bytes", max);
+	close(fd);
+	if (rc == -1 || len > max) {
+		free(buf);
+		return -1;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	return 0;
 }
 
 static int
@@ -468,42 +569,10 @@ site_of(const struct loader *ld, const char *group, const char *name)
 	return &ld->site[key_find(group, name) - keys];
 }
 
-/*
- * Open the token file.  Only a regular file: a FIFO or a device could
- * block the load, or a reload, forever.
- */
-static int
-token_open(const char *path, char *why, size_t whylen)
-{
-	const char *reason = NULL;
-	struct stat st;
-	char q[128];
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
-		reason = strerror(errno);
-	else if (fstat(fd, &st) == -1)
-		reason = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		reason = "not a regular file";
-	if (reason == NULL)
-		return fd;
-	snprintf(why, whylen, "cannot read \"%s\": %s",
-	    quote(path, q, sizeof(q)), reason);
-	if (fd != -1)
-		close(fd);
-	return -1;
-}
-
 /* Check the bytes read and keep them as the token, trailing CR/LF off. */
 static int
 token_take(char *buf, size_t len, char **out, char *why, size_t whylen)
 {
-	if (len > TOKEN_FILE_MAX) {
-		snprintf(why, whylen, "token file is larger than %d bytes",
-		    TOKEN_FILE_MAX);
-		return -1;
-	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	buf[len] = '\0';
@@ -525,27 +594,21 @@ token_take(char *buf, size_t len, char **out, char *why, size_t whylen)
 static int
 read_token_file(const char *path, char **out, char *why, size_t whylen)
 {
-	char buf[TOKEN_FILE_MAX + 1];
-	size_t len = 0;
-	ssize_t n;
-	int fd;
+	char reason[128], q[128];
+	size_t len;
+	char *buf;
+	int rc;
 
-	if ((fd = token_open(path, why, whylen)) == -1)
+	if (file_read(path, TOKEN_FILE_MAX, &buf, &len, reason,
+	        sizeof(reason)) == -1) {
+		snprintf(why, whylen, "cannot read \"%s\": %s",
+		    quote(path, q, sizeof(q)), reason);
 		return -1;
-	while (len < sizeof(buf) &&
-	       (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			snprintf(
-			    why, whylen, "cannot read: %s", strerror(errno));
-			close(fd);
-			return -1;
-		}
-		len += (size_t)n;
 	}
-	close(fd);
-	return token_take(buf, len, out, why, whylen);
+	rc = token_take(buf, len, out, why, whylen);
+	explicit_bzero(buf, len); /* a secret: leave no copy on the heap */
+	free(buf);
+	return rc;
 }
 
 /* The token comes from the setting or from the file, never both. */
@@ -591,168 +654,30 @@ check_all(struct loader *ld)
 }
 
 /*
- * Read the whole file.  Opening it ourselves makes a missing file report
- * errno's own words; reading it whole lets prescan_text see the text.
+ * Read the whole file.  Reading it ourselves makes a missing file report
+ * errno's own words, refuses what is not a regular file, and lets
+ * config_compat_mend see the text.
  */
 static char *
 read_config(struct loader *ld)
 {
-	char *text = NULL, *grown;
-	size_t len = 0, cap = 0;
-	struct stat st;
-	int error = 0;
-	FILE *fp;
+	char why[REASON_MAX];
+	size_t len;
+	char *text;
 
-	if ((fp = fopen(ld->path, "re")) == NULL) {
-		load_error(ld, NULL, 0, "cannot read", "%s", strerror(errno));
+	if (file_read(ld->path, CONFIG_FILE_MAX, &text, &len, why,
+	        sizeof(why)) == -1) {
+		load_error(ld, NULL, 0, "cannot read", "%s", why);
 		return NULL;
 	}
-	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode))
-		error = EISDIR;
-	while (error == 0 && !feof(fp)) {
-		if (len + 1 >= cap) {
-			cap = cap == 0 ? 4096 : cap * 2;
-			if (cap > CONFIG_FILE_MAX)
-				error = EFBIG;
-			else if ((grown = realloc(text, cap)) == NULL)
-				error = ENOMEM;
-			else
-				text = grown;
-			if (error != 0)
-				break;
-		}
-		errno = 0;
-		len += fread(text + len, 1, cap - len - 1, fp);
-		if (ferror(fp))
-			error = errno != 0 ? errno : EIO;
-	}
-	fclose(fp);
-	if (error != 0) {
-		load_error(ld, NULL, 0, "cannot read", "%s", strerror(error));
-		free(text);
-		return NULL;
-	}
-	text[len] = '\0';
 	return text;
 }
 
-/*
- * Length of the string or comment at p, 0 when none starts there.  *open
- * is set when it runs to the end of the text: libconfig 1.5 silently drops
- * everything after an unclosed comment, so the caller reports it.
- */
-static size_t
-inert_len(const char *p, bool *open)
+/* A problem config_compat_mend found in the text, as a syntax error. */
+static void
+compat_error(void *arg, int line, const char *reason)
 {
-	const char *q;
-
-	if (*p == '"') {
-		for (q = p + 1; *q != '\0' && *q != '"'; q++)
-			if (*q == '\\' && q[1] != '\0')
-				q++;
-		*open = *q == '\0';
-		return (size_t)(q - p) + (*q != '\0');
-	}
-	if (*p == '#' || (p[0] == '/' && p[1] == '/'))
-		return strcspn(p, "\n");
-	if (p[0] == '/' && p[1] == '*') {
-		q = strstr(p + 2, "*/");
-		*open = q == NULL;
-		return q != NULL ? (size_t)(q + 2 - p) : strlen(p);
-	}
-	return 0;
-}
-
-/* Length of the number-like token at p (sign, digits, letters, dots). */
-static size_t
-number_len(const char *p)
-{
-	size_t n = (*p == '-' || *p == '+') ? 1 : 0;
-	bool hex = p[n] == '0' && (p[n + 1] == 'x' || p[n + 1] == 'X');
-
-	if (!isdigit((unsigned char)p[n]) &&
-	    !(p[n] == '.' && isdigit((unsigned char)p[n + 1])))
-		return 0;
-	for (; isalnum((unsigned char)p[n]) || p[n] == '.'; n++)
-		if (!hex && (p[n] == 'e' || p[n] == 'E') &&
-		    (p[n + 1] == '-' || p[n + 1] == '+'))
-			n++;
-	return n;
-}
-
-/*
- * 1 when the token is an integer too wide for 32 bits, 0 when not (or not
- * an integer at all: floats, 64-bit "L" forms and junk pass untouched),
- * -1 when it does not fit 64 bits either.
- */
-static int
-integer_too_wide(const char *tok, size_t n)
-{
-	size_t sign = (*tok == '-' || *tok == '+') ? 1 : 0;
-	bool hex = n > sign + 2 && tok[sign] == '0' &&
-	           (tok[sign + 1] == 'x' || tok[sign + 1] == 'X');
-	size_t skip = sign + (hex ? 2 : 0);
-	char buf[64];
-	long long v;
-
-	/* The token ends at a non-alphanumeric byte, so strspn stays in it. */
-	if ((hex && sign > 0) ||
-	    strspn(tok + skip, hex ? "0123456789abcdefABCDEF" : "0123456789") !=
-	        n - skip)
-		return 0;
-	if (n >= sizeof(buf))
-		return -1;
-	memcpy(buf, tok, n);
-	buf[n] = '\0';
-	errno = 0;
-	v = hex ? (long long)strtoull(buf, NULL, 16) : strtoll(buf, NULL, 10);
-	if (errno == ERANGE)
-		return -1;
-	return hex ? (unsigned long long)v > INT32_MAX
-	           : v < INT32_MIN || v > INT32_MAX;
-}
-
-/*
- * Mend what libconfig 1.5 gets silently wrong, before it sees the text.
- * It reads an integer without the L suffix as a C int, so
- * "max_response_bytes = 4294967296" would become 0: give every such
- * literal the L it needs (what libconfig 1.6+ does by itself), and report
- * the ones too wide for 64 bits.  It also drops everything after an
- * unclosed comment without a word: report that too.  Strings and comments
- * are copied as they are.
- */
-static char *
-prescan_text(struct loader *ld, const char *text)
-{
-	char *out, *o;
-	size_t n;
-	int line = 1, wide;
-	bool open = false;
-
-	if ((o = out = malloc(strlen(text) * 2 + 1)) == NULL)
-		return NULL;
-	while (*text != '\0') {
-		wide = 0;
-		if ((n = inert_len(text, &open)) > 0 && open)
-			load_error(ld, NULL, line, "syntax error",
-			    "unterminated %s",
-			    *text == '"' ? "string" : "comment");
-		else if (n == 0 &&
-		         (isalpha((unsigned char)*text) || *text == '*'))
-			n = strspn(text, IDENT_CHARS);
-		else if (n == 0 && (n = number_len(text)) > 0)
-			wide = integer_too_wide(text, n);
-		if (wide == -1)
-			load_error(ld, NULL, line, "syntax error",
-			    "integer %.*s does not fit in 64 bits", (int)n,
-			    text);
-		for (n = n > 0 ? n : 1; n > 0; n--, text++)
-			line += (*o++ = *text) == '\n';
-		if (wide == 1)
-			*o++ = 'L';
-	}
-	*o = '\0';
-	return out;
+	load_error(arg, NULL, line, "syntax error", "%s", reason);
 }
 
 /* Parse with libconfig, then walk the tree; errors go to ld. */
@@ -776,7 +701,7 @@ struct config *
 config_load(const char *path, char *err, size_t errlen)
 {
 	struct loader ld = {.path = path, .err = err, .errlen = errlen};
-	char *text, *wide = NULL;
+	char *text, *mended = NULL;
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -784,11 +709,11 @@ config_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	if ((ld.cfg = config_default()) == NULL ||
 	    (ld.cfg->file = strdup(path)) == NULL ||
-	    (wide = prescan_text(&ld, text)) == NULL)
+	    config_compat_mend(text, &mended, compat_error, &ld) == -1)
 		load_error(&ld, NULL, 0, "config", "%s", strerror(ENOMEM));
 	else if (ld.nerr == 0)
-		parse_text(&ld, wide);
-	free(wide);
+		parse_text(&ld, mended != NULL ? mended : text);
+	free(mended);
 	free(text);
 	if (ld.nerr > 0) {
 		config_unref(ld.cfg);
@@ -860,7 +785,7 @@ config_default(void)
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return NULL;
-	cfg->refs = 1;
+	atomic_init(&cfg->refs, 1);
 	if (set_defaults(cfg) == -1) {
 		config_free(cfg);
 		return NULL;
@@ -871,15 +796,19 @@ config_default(void)
 struct config *
 config_ref(struct config *cfg)
 {
-	__atomic_add_fetch(&cfg->refs, 1, __ATOMIC_RELAXED);
+	/* The caller already holds a reference: nothing to order against. */
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
 	return cfg;
 }
 
-/* Release pairs with the other holders' last reads before the free. */
+/*
+ * Release orders this holder's reads before the decrement; acquire, on
+ * the last one, orders every holder's reads before the free.
+ */
 void
 config_unref(struct config *cfg)
 {
 	if (cfg != NULL &&
-	    __atomic_sub_fetch(&cfg->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	    atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
 		config_free(cfg);
 }

@@ -9,14 +9,15 @@
 #ifndef FANOUTD_CONFIG_H
 #define FANOUTD_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "policy.h"
 
 struct config {
-	int refs;   /* atomic; see config_ref */
-	char *file; /* the path loaded; NULL for config_default() */
+	atomic_int refs; /* see config_ref */
+	char *file;      /* the path loaded; NULL for config_default() */
 
 	char *listen_address;
 	int listen_port;

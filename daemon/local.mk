@@ -3,6 +3,7 @@ daemon_libfanoutd_a_SOURCES = \
 	daemon/clock.c daemon/clock.h \
 	daemon/batch.c daemon/batch.h \
 	daemon/config.c daemon/config.h \
+	daemon/config_compat.c daemon/config_compat.h \
 	daemon/fetch.c daemon/fetch.h \
 	daemon/log.c daemon/log.h \
 	daemon/metrics.c daemon/metrics.h \

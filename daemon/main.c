@@ -58,7 +58,7 @@ load_config(const char *path)
 	struct config *cfg = config_load(path, err, sizeof(err));
 
 	if (cfg == NULL)
-		fprintf(stderr, "%s", err[0] ? err : "config: unknown error\n");
+		fprintf(stderr, "%s\n", err[0] ? err : "config: unknown error");
 	return cfg;
 }
 

@@ -16,6 +16,19 @@ TEST_PACKAGES=(python3 curl jq systemd strace nginx prometheus clang-format)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# While packages install, a policy-rc.d that exits 101 keeps their
+# scripts from starting services (nginx and prometheus are tools for the
+# tests, not services to run).  The test suite points it elsewhere.
+POLICY_RC=${FANOUTD_POLICY_RC:-/usr/sbin/policy-rc.d}
+
+# apt_install SUDO PACKAGE...
+apt_install() {
+	local sudo=$1
+	shift
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends "$@" >/dev/null
+}
+
 ensure_packages() {
 	local missing=() p sudo=""
 	for p in "$@"; do
@@ -26,18 +39,20 @@ ensure_packages() {
 	[ "$(id -u)" -ne 0 ] && sudo=sudo
 	log "installing: ${missing[*]}"
 	$sudo apt-get update -qq
-	# nginx and prometheus are tools for the tests, not services to run:
-	# policy-rc.d 101 keeps their packages from starting them.
-	local policy=/usr/sbin/policy-rc.d made=""
-	if [ ! -e "$policy" ]; then
-		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
-		$sudo chmod 755 "$policy"
-		made=1
+	if [ -e "$POLICY_RC" ]; then # someone else's: leave it alone
+		apt_install "$sudo" "${missing[@]}"
+		return 0
 	fi
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-		--no-install-recommends "${missing[@]}" >/dev/null
-	[ -n "$made" ] && $sudo rm -f "$policy"
-	return 0
+	# Ours goes on every way out of the subshell (a failed install that
+	# set -e turns into an exit, a signal), or apt would never start a
+	# service on this machine again.  The subshell's status is the
+	# install's, so set -e still stops the caller when it fails.
+	(
+		trap '$sudo rm -f -- "$POLICY_RC"' EXIT
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$POLICY_RC" >/dev/null
+		$sudo chmod 755 "$POLICY_RC"
+		apt_install "$sudo" "${missing[@]}"
+	)
 }
 
 bootstrap() {

@@ -5,6 +5,8 @@
  * removes at the end.  Error cases are data (errors[] below), one loop
  * test each, so adding a key means adding rows, not code.
  */
+#include <sys/stat.h>
+
 #include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 
 #include "autoconf.h"
 #include "config.h"
+#include "config_compat.h"
 #include "log.h"
 
 static char tmpdir[256];
@@ -248,8 +251,9 @@ START_TEST(bounds_inclusive_high)
 END_TEST
 
 /*
- * libconfig 1.5 truncates integers wider than 32 bits unless they carry
- * an L; the loader must keep their value either way.
+ * libconfig truncates integers wider than 32 bits unless they carry an L
+ * (decimal ones in 1.5, hex ones still in 1.7); the loader must keep
+ * their value either way (config_compat.c).
  */
 START_TEST(wide_integers_keep_their_value)
 {
@@ -268,6 +272,9 @@ START_TEST(wide_integers_keep_their_value)
 	              "listen = { port = 8081L; };");
 	ck_assert(cfg->max_response_bytes == INT64_C(5000000000));
 	ck_assert_int_eq(cfg->listen_port, 8081);
+	config_unref(cfg);
+	cfg = load_ok("limits = { max_response_bytes = 0x80000000; };");
+	ck_assert(cfg->max_response_bytes == INT64_C(0x80000000));
 	config_unref(cfg);
 	cfg = load_ok("listen = { port = 0x1F91; };");
 	ck_assert_int_eq(cfg->listen_port, 8081);
@@ -453,7 +460,14 @@ static const struct {
     {"fetch = { user_agent = \"abc\" \"de; };",
         ":1: syntax error: unterminated string"},
     {"\n\nlimits = { max_response_bytes = 99999999999999999999; };",
+#if CONFIG_COMPAT_WIDE_DECIMAL
         ":3: syntax error: integer 99999999999999999999 does not fit in 64 "
+        "bits"},
+#else
+        ":3: syntax error: syntax error"}, /* libconfig 1.6+ says so */
+#endif
+    {"\nlimits = { max_response_bytes = 0x10000000000000000; };",
+        ":2: syntax error: integer 0x10000000000000000 does not fit in 64 "
         "bits"},
 };
 
@@ -475,7 +489,62 @@ START_TEST(missing_file)
 	    path);
 	ck_assert_str_eq(err, want);
 	ck_assert_ptr_null(config_load(tmpdir, err, sizeof(err)));
-	ck_assert_ptr_nonnull(strstr(err, ": cannot read: Is a directory"));
+	snprintf(want, sizeof(want),
+	    "%s: cannot read: not a regular file (a directory)", tmpdir);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+/* A FIFO would block open() until a writer came: refused, at once. */
+START_TEST(fifo_refused)
+{
+	char fifo[512], path[512], err[2048], want[2048];
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_ptr_null(config_load(fifo, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+	    "%s: cannot read: not a regular file (a FIFO)", fifo);
+	ck_assert_str_eq(err, want);
+
+	snprintf(want, sizeof(want),
+	    "security = {\n  auth_token_file = \"%s\";\n};\n", fifo);
+	ck_assert_ptr_null(
+	    load_text(want, path, sizeof(path), err, sizeof(err)));
+	snprintf(want, sizeof(want),
+	    "%s:2: security.auth_token_file: cannot read \"%s\": not a "
+	    "regular file (a FIFO)",
+	    path, fifo);
+	ck_assert_str_eq(err, want);
+	ck_assert_int_eq(unlink(fifo), 0);
+}
+END_TEST
+
+/* /dev/null is a character device: refused too, not read as empty. */
+START_TEST(device_refused)
+{
+	char err[1024];
+
+	ck_assert_ptr_null(config_load("/dev/null", err, sizeof(err)));
+	ck_assert_str_eq(err, "/dev/null: cannot read: not a regular file (a "
+	                      "character device)");
+}
+END_TEST
+
+START_TEST(config_too_large)
+{
+	char path[512], err[1024];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/huge.conf", tmpdir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	/* A sparse file one byte over the cap: nothing is written. */
+	ck_assert_int_eq(ftruncate(fileno(fp), 16 * 1024 * 1024 + 1), 0);
+	ck_assert_int_eq(fclose(fp), 0);
+	ck_assert_ptr_null(config_load(path, err, sizeof(err)));
+	ck_assert_ptr_nonnull(
+	    strstr(err, ": cannot read: larger than 16777216 bytes"));
+	ck_assert_int_eq(unlink(path), 0);
 }
 END_TEST
 
@@ -673,6 +742,9 @@ config_suite(void)
 	tcase_add_loop_test(
 	    errs, error_cases, 0, sizeof(errors) / sizeof(errors[0]));
 	tcase_add_test(errs, missing_file);
+	tcase_add_test(errs, fifo_refused);
+	tcase_add_test(errs, device_refused);
+	tcase_add_test(errs, config_too_large);
 	tcase_add_test(errs, all_errors_reported_together);
 	tcase_add_test(errs, errors_truncate_safely);
 	suite_add_tcase(s, errs);

@@ -589,3 +589,218 @@ def _content_length(head):
             except ValueError:
                 return None
     return None
+
+
+# A resolver the test controls: nothing the suite does may reach a real
+# one.  DnsServer answers NXDOMAIN to every query on a loopback address,
+# port 53, and keeps the queries; resolver_argv() wraps a command so that
+# it runs in a private mount namespace whose /etc/resolv.conf names only
+# that server (and whose /etc/nsswitch.conf is "hosts: files dns", so no
+# other NSS module answers).  unshare(1) without --fork execs, and so does
+# the sh it runs, so the wrapped process keeps the PID we started: signals
+# reach it as they would the bare command.  Needs root (unshare -m, port
+# 53); resolver_skip_reason() says why it cannot be had here.
+
+import random  # noqa: E402
+import struct  # noqa: E402
+import threading  # noqa: E402
+
+DNS_TYPES = {1: "A", 28: "AAAA", 5: "CNAME", 12: "PTR", 33: "SRV",
+             65: "HTTPS"}
+
+
+def _dns_question(packet):
+    """(id, flags, qname, qtype, end of the question) of a query."""
+    qid, flags, qdcount = struct.unpack("!HHH", packet[:6])
+    if qdcount < 1:
+        raise ValueError("no question")
+    labels, i = [], 12
+    while packet[i] != 0:
+        n = packet[i]
+        if n & 0xC0:
+            raise ValueError("compressed name in a question")
+        labels.append(packet[i + 1:i + 1 + n].decode("ascii", "replace"))
+        i += 1 + n
+    qtype = struct.unpack("!H", packet[i + 1:i + 3])[0]
+    return qid, flags, ".".join(labels), qtype, i + 5
+
+
+class DnsServer:
+    """UDP DNS on 127.53.x.y:53: NXDOMAIN to everything, except the names
+    in answers ({"name": "IPv4 address"}, matched without case), which get
+    that A record (and no AAAA).  Queries are kept as (name, type) in
+    .queries, each name in the case it was asked in."""
+
+    def __init__(self, answers=None):
+        self.answers = {k.lower().rstrip("."): socket.inet_aton(v)
+                        for k, v in (answers or {}).items()}
+        self.queries = []
+        self._lock = threading.Lock()
+        self._stop = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(20):
+            self.host = "127.53.%d.%d" % (random.randint(0, 255),
+                                          random.randint(1, 254))
+            try:
+                self.sock.bind((self.host, 53))
+                break
+            except OSError as e:
+                last = e
+        else:
+            self.sock.close()
+            raise Skip(f"cannot bind a loopback DNS server on port 53: {last}")
+        self.sock.settimeout(0.1)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop:
+            try:
+                packet, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                qid, flags, name, qtype, end = _dns_question(packet)
+            except (ValueError, IndexError, struct.error):
+                continue
+            with self._lock:
+                self.queries.append((name, DNS_TYPES.get(qtype, str(qtype))))
+            try:
+                self.sock.sendto(self._answer(qid, flags, name, qtype,
+                                              packet[12:end]), peer)
+            except OSError:
+                pass
+
+    def _answer(self, qid, flags, name, qtype, question):
+        addr = self.answers.get(name.lower().rstrip("."))
+        # QR, the query's opcode and RD, RA; RCODE 3 is NXDOMAIN.
+        rflags = 0x8000 | (flags & 0x7900) | 0x0080 | (0 if addr else 3)
+        records = b""
+        if addr is not None and qtype == 1:
+            # The name by a pointer to the question's, A, IN, TTL 0.
+            records = struct.pack("!HHHIH", 0xC00C, 1, 1, 0, 4) + addr
+        return (struct.pack("!HHHHHH", qid, rflags, 1, 1 if records else 0,
+                            0, 0) + question + records)
+
+    def names(self):
+        with self._lock:
+            return [name for name, _ in self.queries]
+
+    def reset(self):
+        with self._lock:
+            self.queries.clear()
+
+    def stop(self):
+        self._stop = True
+        self._thread.join(timeout=STOP_TIMEOUT)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop()
+        return False
+
+
+def _resolver_files(host):
+    """resolv.conf and nsswitch.conf naming only host; their paths."""
+    resolv = tmpfile("resolv.conf")
+    with open(resolv, "w") as f:
+        # One try, one second: a lost answer fails the test quickly.
+        f.write(f"nameserver {host}\noptions timeout:1 attempts:1\n")
+    nss = tmpfile("nsswitch.conf")
+    with open(nss, "w") as f:
+        f.write("hosts: files dns\n")
+    return resolv, nss
+
+
+_RESOLVER_SH = ('mount --bind "$1" /etc/resolv.conf && '
+                'mount --bind "$2" /etc/nsswitch.conf && shift 2 && '
+                'exec "$@"')
+
+
+def resolver_argv(argv, dns):
+    """argv run with dns (a DnsServer, or its address) as its only
+    resolver (same PID, see above)."""
+    resolv, nss = _resolver_files(getattr(dns, "host", dns))
+    return ["unshare", "-m", "sh", "-c", _RESOLVER_SH, "sh", resolv, nss,
+            *argv]
+
+
+_resolver_reason = None
+
+
+def resolver_skip_reason():
+    """None when resolver_argv works here, else why not (cached)."""
+    global _resolver_reason
+    if _resolver_reason is not None:
+        return _resolver_reason or None
+    reason = ""
+    if os.geteuid() != 0:
+        reason = "a private resolver needs root (unshare -m, port 53)"
+    elif shutil.which("unshare") is None:
+        reason = "unshare(1) is not installed"
+    else:
+        try:
+            p = subprocess.run(
+                resolver_argv(["cat", "/etc/resolv.conf"], "127.53.0.1"),
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+            if p.returncode != 0 or b"127.53.0.1" not in p.stdout:
+                reason = ("unshare -m with a bind mount is not permitted "
+                          f"here: {p.stderr.decode(errors='replace')[-300:]}")
+        except (OSError, subprocess.TimeoutExpired) as e:
+            reason = f"unshare -m failed: {e}"
+    _resolver_reason = reason
+    return reason or None
+
+
+def require_private_resolver():
+    reason = resolver_skip_reason()
+    if reason:
+        raise Skip(reason)
+
+
+class ResolverDaemon(Daemon):
+    """A Daemon whose process runs with dns as its only resolver.  Its
+    start-up is Daemon's, with the command wrapped by resolver_argv (this
+    section was appended to the harness; folding a `wrap` argument into
+    Daemon would remove the copy)."""
+
+    def __init__(self, dns, config=None, host="127.0.0.1", attempts=5):
+        require_private_resolver()
+        self.dns = dns
+        self.host = host
+        self.config = merge(BASE_CONFIG, config)
+        last = None
+        for _ in range(attempts):
+            self.port = free_port(host)
+            settings = merge(self.config,
+                             {"listen": {"address": host, "port": self.port}})
+            self.config_path = tmpfile("fanoutd-conf")
+            with open(self.config_path, "w") as f:
+                f.write(render_config(settings))
+            self.process = Process(resolver_argv(
+                [env("FANOUTD_BIN"), "-c", self.config_path], dns), "fanoutd")
+            try:
+                wait_for(self._healthy, START_TIMEOUT, "GET /healthz")
+                return
+            except AssertionError as e:
+                last = e
+                err = self.process.stderr()
+                problem = self.process.stop()
+                if "in use" not in err.lower():
+                    raise AssertionError(
+                        f"fanoutd did not start ({e}; {problem}): {err[-800:]}")
+        raise AssertionError(
+            f"fanoutd did not start after {attempts} ports: {last}")
+
+
+def run_daemon_with_resolver(dns, config=None, host="127.0.0.1"):
+    """A private daemon for one test whose every lookup goes to dns; use
+    it with `with`.  Raises Skip when that cannot be arranged here."""
+    d = ResolverDaemon(dns, config, host)
+    _private.add(d)
+    return d

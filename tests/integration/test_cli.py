@@ -5,7 +5,9 @@ Config errors are data: a config text and what the message must name.
 
 import os
 import re
+import signal
 import subprocess
+import time
 
 import harness as h
 from harness import check, eq
@@ -19,6 +21,15 @@ def run(*args):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=RUN_TIMEOUT)
     return p.returncode, p.stdout.decode(errors="replace")
+
+
+def run_split(*args, timeout=RUN_TIMEOUT):
+    """fanoutd ARGS; (exit status, stdout, stderr) kept apart."""
+    p = subprocess.run([h.env("FANOUTD_BIN"), *args], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    return (p.returncode, p.stdout.decode(errors="replace"),
+            p.stderr.decode(errors="replace"))
 
 
 def write_config(text):
@@ -98,6 +109,169 @@ def test_broken_config_refuses_to_start():
     rc, out = run("-c", path)
     check(rc != 0, f"started with a broken config ({out})")
     check(f"{path}:1" in out, f"message lacks {path}:1: {out!r}")
+
+
+def test_config_errors_one_per_line():
+    """-t and start-up print each error on a line of its own, the last
+    one ended by a newline too."""
+    path = write_config('workers = { threads = 0; };\n# c\n'
+                        'fetch = { bogus = 1; };\n')
+    for args in (["-t", "-c", path], ["-c", path]):
+        rc, out, err = run_split(*args)
+        check(rc != 0, f"{args}: exit status 0 for a broken config")
+        eq(out, "", f"{args}: stdout")
+        check(err.endswith("\n"), f"{args}: stderr lacks its last newline: "
+                                  f"{err!r}")
+        lines = err[:-1].split("\n")
+        eq(len(lines), 2, f"{args}: error lines in {err!r}")
+        check(lines[0].startswith(f"{path}:1: ") and "threads" in lines[0],
+              f"{args}: first line {lines[0]!r}")
+        check(lines[1].startswith(f"{path}:3: ") and "bogus" in lines[1],
+              f"{args}: second line {lines[1]!r}")
+
+
+def test_missing_config_error_ends_with_newline():
+    path = os.path.join(h.tmpdir(), "no-such.conf")
+    rc, _, err = run_split("-t", "-c", path)
+    check(rc != 0, "exit status 0 for a missing file")
+    eq(err, f"{path}: cannot read: No such file or directory\n", "stderr")
+
+
+# A FIFO blocks open() until a writer comes: it must be refused at once.
+FIFO_TIMEOUT = 5
+
+
+def make_fifo(stem):
+    path = h.tmpfile(stem)
+    os.unlink(path)
+    os.mkfifo(path, 0o600)
+    return path
+
+
+def fails_fast(args, words):
+    start = time.monotonic()
+    try:
+        rc, out, err = run_split(*args, timeout=FIFO_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"fanoutd {' '.join(args)} still ran after "
+                             f"{FIFO_TIMEOUT}s: it blocked on the FIFO")
+    check(rc != 0, f"exit status 0 ({out!r} {err!r})")
+    check(time.monotonic() - start < 2, "took over 2s to refuse a FIFO")
+    for w in words:
+        check(w in err, f"stderr lacks {w!r}: {err!r}")
+    no_sanitizer_report(err)
+
+
+def test_check_fifo_config_fails_fast():
+    fifo = make_fifo("conf-fifo")
+    fails_fast(["-t", "-c", fifo],
+               [f"{fifo}: cannot read: not a regular file"])
+
+
+def test_check_fifo_token_file_fails_fast():
+    fifo = make_fifo("token-fifo")
+    path = write_config(
+        f'security = {{\n  auth_token_file = "{fifo}";\n}};\n')
+    fails_fast(["-t", "-c", path],
+               [f"{path}:2: security.auth_token_file:",
+                f'"{fifo}": not a regular file'])
+
+
+def test_reload_from_fifo_keeps_serving():
+    """SIGHUP with the config file replaced by a FIFO: the reload fails
+    and is logged, and the loop never blocks on the FIFO."""
+    with h.run_daemon() as d:
+        os.unlink(d.config_path)
+        os.mkfifo(d.config_path, 0o600)
+        os.kill(d.process.pid, signal.SIGHUP)
+        h.wait_for(lambda: "not a regular file" in d.process.stderr(),
+                   FIFO_TIMEOUT, "the reload error in the log")
+        r = d.request("GET", "/healthz", timeout=1)
+        eq(r.status, 200, "/healthz after a reload from a FIFO")
+        err = d.process.stderr()
+        check("keeping the running config" in err,
+              f"no 'keeping the running config' line: {err[-600:]!r}")
+        check(f"{d.config_path}: cannot read: not a regular file (a FIFO)"
+              in err, f"reload error: {err[-600:]!r}")
+
+
+# scripts/lib.sh ensure_packages with a fake apt-get (and sudo) first on
+# PATH and the policy-rc.d path pointed into the test's directory.
+FAKE_APT = """#!/bin/sh
+# update: fine.  install: log whether the policy is in place, then
+# behave as FAKE_APT_MODE says.
+[ "$1" = update ] && exit 0
+if [ -x "$FANOUTD_POLICY_RC" ] && ! "$FANOUTD_POLICY_RC" start; then
+    echo "policy in place" >>"$FAKE_APT_LOG"
+fi
+case $FAKE_APT_MODE in
+fail) exit 100 ;;
+term) kill -TERM $PPID; exit 0 ;;
+esac
+exit 0
+"""
+
+
+def ensure_packages(mode, policy_text=None):
+    """(exit status, output, apt log, policy path) of ensure_packages on a
+    package that is surely missing, then `echo after`."""
+    d = h.tmpfile("fakebin")
+    os.unlink(d)
+    os.mkdir(d)
+    for name, text in (("apt-get", FAKE_APT),
+                       ("sudo", '#!/bin/sh\nexec "$@"\n')):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(d, name), 0o755)
+    policy = os.path.join(d, "policy-rc.d")
+    if policy_text is not None:
+        with open(policy, "w") as f:
+            f.write(policy_text)
+    log = os.path.join(d, "apt.log")
+    lib = os.path.join(h.env("FANOUTD_SRCDIR"), "scripts", "lib.sh")
+    env = dict(os.environ, PATH=d + ":" + os.environ["PATH"],
+               FANOUTD_POLICY_RC=policy, FAKE_APT_LOG=log,
+               FAKE_APT_MODE=mode)
+    p = subprocess.run(
+        ["bash", "-c", 'source "$1"; ensure_packages fanoutd-no-such-pkg-x; '
+         'echo after', "bash", lib], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        timeout=RUN_TIMEOUT)
+    apt = open(log).read() if os.path.exists(log) else ""
+    return p.returncode, p.stdout.decode(errors="replace"), apt, policy
+
+
+def test_policy_rc_removed_after_failed_install():
+    rc, out, apt, policy = ensure_packages("fail")
+    eq(apt, "policy in place\n", f"the install ran without the policy ({out})")
+    eq(rc, 100, f"exit status: set -e must stop at the failed install ({out})")
+    check("after" not in out, f"ran on after a failed install: {out!r}")
+    check(not os.path.lexists(policy),
+          "policy-rc.d left behind: apt would never start a service again")
+
+
+def test_policy_rc_removed_after_signal():
+    rc, out, apt, policy = ensure_packages("term")
+    eq(apt, "policy in place\n", f"the install ran without the policy ({out})")
+    check(rc != 0 and "after" not in out,
+          f"ran on after the install was killed (status {rc}): {out!r}")
+    check(not os.path.lexists(policy), "policy-rc.d left behind on SIGTERM")
+
+
+def test_policy_rc_removed_after_install():
+    rc, out, apt, policy = ensure_packages("ok")
+    eq(apt, "policy in place\n", f"the install ran without the policy ({out})")
+    eq(rc, 0, f"exit status ({out})")
+    check(out.rstrip().endswith("after"), f"output: {out!r}")
+    check(not os.path.lexists(policy), "policy-rc.d left behind")
+
+
+def test_policy_rc_of_someone_else_kept():
+    mine = "#!/bin/sh\n# the admin's\nexit 0\n"
+    rc, out, _, policy = ensure_packages("fail", policy_text=mine)
+    check(rc != 0, f"exit status 0 after a failed install ({out})")
+    with open(policy) as f:
+        eq(f.read(), mine, "a policy-rc.d that was there before")
 
 
 # Each: config text, the line of the error, words the message must hold.

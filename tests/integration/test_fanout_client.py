@@ -285,6 +285,39 @@ def test_fanout_token():
     check(TOKEN not in argv, f"the token is on curl's command line: {argv!r}")
 
 
+def test_fanout_no_urls_is_exit_2():
+    """Zero URLs (after blank lines and comments) is exit 2 with a message,
+    and the daemon is never asked: `... | fanout - && deploy` must not
+    deploy on an empty list."""
+    bindir, log = curl_recorder()
+    path = bindir + os.pathsep + os.environ.get("PATH", "")
+    empty = write("empty", "")
+    comments = write("comments", "# staging only\n\n   \r\n\t# x\n")
+    cases = [(("-",), b""), ((), b""), ((empty,), b""), ((comments,), b""),
+             (("-",), b"\n# only a comment\n  \n"),
+             (("--timeout", "100", "-"), b""), (("--json", empty), b"")]
+    for tool in tools():
+        for args, stdin in cases:
+            if os.path.exists(log):
+                os.unlink(log)
+            r = fanout(*args, stdin=stdin,
+                       env={"PATH": path, "FANOUT_JSON_TOOL": tool})
+            what = f"{tool} {args} stdin {stdin!r}"
+            eq(r.rc, 2, f"{what}: exit status {r!r}")
+            eq(r.out, "", f"{what}: stdout")
+            check("no URLs" in r.err, f"{what}: stderr {r.err!r}")
+            check(not os.path.exists(log), f"{what}: curl was run")
+    # The pipeline of the README, with a list file that does not exist.
+    missing = os.path.join(h.tmpdir(), "missing.txt")
+    p = subprocess.run(
+        ["bash", "-c", 'grep -v staging "$1" | bash "$2" - && echo deployed',
+         "bash", missing, script()], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=clean_env(server_of(h.daemon())), timeout=RUN_TIMEOUT)
+    eq(p.returncode, 2, f"exit status of the pipeline ({p.stderr!r})")
+    check(b"deployed" not in p.stdout, f"deployed: {p.stdout!r}")
+
+
 def test_fanout_timeout():
     u = h.upstream()
     for tool in tools():
