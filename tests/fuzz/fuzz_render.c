@@ -74,23 +74,23 @@ in_double(struct input *in)
 }
 
 /*
- * A heap C string of any bytes.  A length byte from 0xe0 up repeats a
- * short piece past the size of render_out's buffer.
+ * A heap C string of any bytes, up to 254 of them; a length byte of 255
+ * repeats a piece of 1..16 bytes past the size of render_out's buffer.
  */
 static char *
 in_text(struct input *in)
 {
 	uint8_t n = in_byte(in);
-	char *s = malloc(LONG_TEXT + 1);
+	char *s = malloc(n < 0xff ? n + 1 : LONG_TEXT + 1);
 	size_t len = 0, k;
 
 	if (s == NULL)
 		abort();
-	if (n < 0xe0) {
+	if (n < 0xff) {
 		for (; len < n && in->left > 0; len++)
 			s[len] = (char)in_byte(in);
 	} else {
-		k = n - 0xdf;
+		k = in_byte(in) % 16 + 1;
 		for (len = 0; len < k; len++)
 			s[len] = (char)in_byte(in);
 		for (; len < LONG_TEXT; len++)
