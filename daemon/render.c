@@ -297,8 +297,8 @@ render_out_quoted(struct render_out *out, const char *s, size_t len)
 
 /*
  * A JSON string, or null for NULL.  Anything but plain text goes through
- * jansson, so escapes and the replacement of invalid UTF-8 stay exactly
- * jansson's.
+ * render_string() (invalid UTF-8 replaced) and jansson, so escapes stay
+ * exactly jansson's.
  */
 static void
 render_out_string(struct render_out *out, const char *s)
@@ -343,7 +343,7 @@ render_out_int(struct render_out *out, long long v)
 static size_t
 render_real_text(char *buf, double v)
 {
-	char *exp, *digits;
+	char *e, *digits;
 	int prec, n = 0;
 
 	for (prec = 15; prec <= 17; prec++) {
@@ -351,18 +351,19 @@ render_real_text(char *buf, double v)
 		if (strtod(buf, NULL) == v)
 			break;
 	}
-	if ((exp = strchr(buf, 'e')) == NULL) {
+	if ((e = strchr(buf, 'e')) == NULL) {
 		if (strchr(buf, '.') == NULL) {
 			memcpy(buf + n, ".0", 3);
 			n += 2;
 		}
 		return (size_t)n;
 	}
-	if (exp[1] == '-')
-		exp++;
-	for (digits = exp + 1; *digits == '+' || *digits == '0'; digits++)
+	/* %g writes at least two exponent digits, never all zeros */
+	if (e[1] == '-')
+		e++;
+	for (digits = e + 1; *digits == '+' || *digits == '0'; digits++)
 		;
-	memmove(exp + 1, digits, strlen(digits) + 1);
+	memmove(e + 1, digits, strlen(digits) + 1);
 	return strlen(buf);
 }
 
