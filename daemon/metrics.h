@@ -22,6 +22,12 @@ struct metrics_gauges {
 	size_t queued, running, threads, max_threads, inflight_requests;
 };
 
+/*
+ * value as a label value of the text format: backslash, double quote and
+ * newline escaped.  A heap string; NULL on allocation failure.
+ */
+char *metrics_label_value(const char *value);
+
 /* The whole exposition as a heap string; NULL on allocation failure. */
 char *metrics_render(const struct metrics_gauges *gauges);
 

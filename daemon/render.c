@@ -5,15 +5,18 @@
  * key order, into a render_out buffer that is emitted when full, so a
  * 1000-item answer never exists as one tree and a small one goes out in
  * one piece.  Building jansson objects only to dump them again was most
- * of the loop thread's cost per request.  The text is exactly what
- * jansson would write (compact, reals with 10 significant digits): plain
- * strings, integers and millisecond times are written directly, anything
- * else (escapes, ids, odd numbers) through jansson itself.  Text that
- * comes from outside (curl's messages, servers' URLs, jansson's error
- * snippets of a client's body) may be invalid UTF-8, which jansson
- * refuses; such bytes are replaced rather than losing the field or the
- * whole answer.  Times are rounded to microseconds, so that 3.612 prints
- * as 3.612, not 3.6120000000000001.
+ * of the loop thread's cost per request.  The text is what jansson would
+ * write compactly: plain strings, integers, ids and millisecond times are
+ * written directly, and every string that needs escaping goes through
+ * jansson itself.  Two deliberate differences: a real in an id keeps
+ * every digit it needs to read back as the same double (jansson rounds
+ * to one fixed precision), and times are fixed-point microseconds, so
+ * that 3.612 prints as 3.612, not 3.6120000000000001.  Text that comes
+ * from outside (curl's messages, servers' URLs, jansson's error snippets
+ * of a client's body) may be invalid UTF-8, which jansson refuses: each
+ * invalid sequence becomes U+FFFD rather than losing the field or the
+ * whole answer.  tests/fuzz/fuzz_render.c checks all of it against
+ * jansson's parser.
  *
  * Pure: no I/O, no logging.  Functions returning json_t * return NULL
  * only when memory runs out.
@@ -26,37 +29,83 @@
 
 #include "render.h"
 
-#define RENDER_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
+#define RENDER_DUMP_FLAGS JSON_COMPACT
 
-/* A JSON string, or null for NULL; invalid UTF-8 bytes become '?'. */
+/*
+ * Length of the well-formed UTF-8 sequence at s (Unicode's table 3-7:
+ * no overlongs, no surrogates, nothing above U+10FFFF), or 0 when there
+ * is none; then *bad is the length of the maximal subpart of one, at
+ * least 1.  The NUL that ends s is never a continuation byte.
+ */
+static size_t
+render_utf8_len(const unsigned char *s, size_t *bad)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else {
+		*bad = 1;
+		return 0;
+	}
+	if (s[0] == 0xe0)
+		lo = 0xa0; /* overlong below U+0800 */
+	else if (s[0] == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (s[0] == 0xf0)
+		lo = 0x90; /* overlong below U+10000 */
+	else if (s[0] == 0xf4)
+		hi = 0x8f; /* above U+10FFFF */
+	for (i = 1; i < n; i++, lo = 0x80, hi = 0xbf) {
+		if (s[i] < lo || s[i] > hi) {
+			*bad = i;
+			return 0;
+		}
+	}
+	return n;
+}
+
+/*
+ * A JSON string, or null for NULL.  Each maximal subpart of an invalid
+ * UTF-8 sequence becomes one U+FFFD, as Unicode recommends; valid
+ * multi-byte text is kept as it is.
+ */
 static json_t *
 render_string(const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	json_t *value;
+	size_t n, bad, len = 0;
 	char *copy;
-	size_t i;
 
 	if (s == NULL)
 		return json_null();
 	if ((value = json_string(s)) != NULL)
 		return value;
-	if ((copy = strdup(s)) == NULL)
+	/* at most 3 bytes of U+FFFD for every byte replaced */
+	if ((copy = malloc(strlen(s) * 3 + 1)) == NULL)
 		return NULL;
-	for (i = 0; copy[i] != '\0'; i++)
-		if ((unsigned char)copy[i] >= 0x80)
-			copy[i] = '?';
-	value = json_string(copy);
+	while (*p != '\0') {
+		if ((n = render_utf8_len(p, &bad)) > 0) {
+			memcpy(copy + len, p, n);
+			len += n;
+			p += n;
+		} else {
+			memcpy(copy + len, "\xef\xbf\xbd", 3);
+			len += 3;
+			p += bad;
+		}
+	}
+	value = json_stringn(copy, len);
 	free(copy);
 	return value;
-}
-
-/* Milliseconds to 3 decimals; jansson cannot encode NaN or infinity. */
-static json_t *
-render_ms(double ms)
-{
-	if (!isfinite(ms))
-		ms = 0;
-	return json_real(round(ms * 1000) / 1000);
 }
 
 /* Decimal digits of v at p; returns the end. */
@@ -217,35 +266,54 @@ render_out_json(struct render_out *out, json_t *value)
 }
 
 /*
- * A JSON string, or null for NULL.  Printable ASCII other than '"' and
- * '\\' needs no escaping, which is what URLs and addresses are made of;
- * anything else goes through jansson, so escapes and the replacement of
- * invalid UTF-8 stay exactly jansson's.
+ * Whether len bytes of s need no escaping: printable ASCII other than
+ * '"' and '\\', which is what URLs and addresses are made of.
+ */
+static bool
+render_plain(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == '"' || p[i] == '\\')
+			return false;
+	return true;
+}
+
+/* "s" for len bytes that render_plain() allows. */
+static void
+render_out_quoted(struct render_out *out, const char *s, size_t len)
+{
+	char *dst = render_out_space(out, 1);
+
+	*dst = '"';
+	render_out_commit(out, dst + 1);
+	render_out_add(out, s, len);
+	dst = render_out_space(out, 1);
+	*dst = '"';
+	render_out_commit(out, dst + 1);
+}
+
+/*
+ * A JSON string, or null for NULL.  Anything but plain text goes through
+ * render_string() (invalid UTF-8 replaced) and jansson, so escapes stay
+ * exactly jansson's.
  */
 static void
 render_out_string(struct render_out *out, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	char *dst;
+	size_t len;
 
 	if (s == NULL) {
 		RENDER_OUT_LITERAL(out, "null");
 		return;
 	}
-	for (; *p != '\0'; p++)
-		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
-			break;
-	if (*p != '\0') {
+	len = strlen(s);
+	if (render_plain(s, len))
+		render_out_quoted(out, s, len);
+	else
 		render_out_json(out, render_string(s));
-		return;
-	}
-	dst = render_out_space(out, 1);
-	*dst = '"';
-	render_out_commit(out, dst + 1);
-	render_out_add(out, s, (size_t)(p - (const unsigned char *)s));
-	dst = render_out_space(out, 1);
-	*dst = '"';
-	render_out_commit(out, dst + 1);
 }
 
 /* A decimal integer, as jansson writes one. */
@@ -260,6 +328,154 @@ render_out_int(struct render_out *out, long long v)
 	} else
 		p = render_uint(p, (unsigned long long)v);
 	render_out_commit(out, p);
+}
+
+/*
+ * A real as the shortest of %.15g, %.16g and %.17g that reads back as
+ * the same double, so that an id comes back exactly as it was read
+ * (jansson's own dump rounds every real to one fixed precision).  Marked
+ * as jansson marks reals: ".0" when there is neither '.' nor an exponent
+ * (else it would read back as an integer), and an exponent without '+'
+ * or leading zeros ("1e300", "1e-5").  buf holds RENDER_REAL_MAX bytes.
+ */
+#define RENDER_REAL_MAX 32
+
+static size_t
+render_real_text(char *buf, double v)
+{
+	char *e, *digits;
+	int prec, n = 0;
+
+	for (prec = 15; prec <= 17; prec++) {
+		n = snprintf(buf, RENDER_REAL_MAX, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	if ((e = strchr(buf, 'e')) == NULL) {
+		if (strchr(buf, '.') == NULL) {
+			memcpy(buf + n, ".0", 3);
+			n += 2;
+		}
+		return (size_t)n;
+	}
+	/* %g writes at least two exponent digits, never all zeros */
+	if (e[1] == '-')
+		e++;
+	for (digits = e + 1; *digits == '+' || *digits == '0'; digits++)
+		;
+	memmove(e + 1, digits, strlen(digits) + 1);
+	return strlen(buf);
+}
+
+static void
+render_out_real(struct render_out *out, double v)
+{
+	char *p;
+
+	if (!isfinite(v)) {
+		out->rc = -1; /* not JSON; no json_t can hold one */
+		return;
+	}
+	p = render_out_space(out, RENDER_REAL_MAX);
+	render_out_commit(out, p + render_real_text(p, v));
+}
+
+/*
+ * Nested deeper than jansson's parser allows: not from a request, and
+ * maybe a cycle.
+ */
+#define RENDER_DEPTH_MAX JSON_PARSER_MAX_DEPTH
+
+static void render_out_value(struct render_out *, json_t *, int);
+
+/* "key": for len bytes of an object's key. */
+static void
+render_out_key(struct render_out *out, const char *key, size_t len)
+{
+	if (render_plain(key, len))
+		render_out_quoted(out, key, len);
+	else
+		render_out_json(out, json_stringn(key, len));
+	RENDER_OUT_LITERAL(out, ":");
+}
+
+/* Members in the object's own order, as jansson keeps and dumps them. */
+static void
+render_out_object(struct render_out *out, json_t *o, int depth)
+{
+	const char *key;
+	size_t len;
+	json_t *v;
+	bool first = true;
+
+	RENDER_OUT_LITERAL(out, "{");
+	json_object_keylen_foreach(o, key, len, v)
+	{
+		if (!first)
+			RENDER_OUT_LITERAL(out, ",");
+		first = false;
+		render_out_key(out, key, len);
+		render_out_value(out, v, depth + 1);
+	}
+	RENDER_OUT_LITERAL(out, "}");
+}
+
+static void
+render_out_array(struct render_out *out, json_t *a, int depth)
+{
+	size_t i;
+
+	RENDER_OUT_LITERAL(out, "[");
+	for (i = 0; i < json_array_size(a); i++) {
+		if (i > 0)
+			RENDER_OUT_LITERAL(out, ",");
+		render_out_value(out, json_array_get(a, i), depth + 1);
+	}
+	RENDER_OUT_LITERAL(out, "]");
+}
+
+/*
+ * Any JSON value (an id) as jansson writes it compactly, except that a
+ * real keeps every digit it needs; strings that need escaping still go
+ * through jansson.  Integers are json_int_t, exact.
+ */
+static void
+render_out_value(struct render_out *out, json_t *v, int depth)
+{
+	if (v == NULL || depth > RENDER_DEPTH_MAX) {
+		out->rc = -1;
+		return;
+	}
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		render_out_object(out, v, depth);
+		break;
+	case JSON_ARRAY:
+		render_out_array(out, v, depth);
+		break;
+	case JSON_STRING:
+		if (render_plain(json_string_value(v), json_string_length(v)))
+			render_out_quoted(
+			    out, json_string_value(v), json_string_length(v));
+		else
+			render_out_json(out, json_incref(v));
+		break;
+	case JSON_INTEGER:
+		render_out_int(out, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		render_out_real(out, json_real_value(v));
+		break;
+	case JSON_TRUE:
+		RENDER_OUT_LITERAL(out, "true");
+		break;
+	case JSON_FALSE:
+		RENDER_OUT_LITERAL(out, "false");
+		break;
+	case JSON_NULL:
+		RENDER_OUT_LITERAL(out, "null");
+		break;
+	}
 }
 
 static void
@@ -288,7 +504,7 @@ render_result_out(struct render_out *out, size_t index,
 	render_out_string(out, spec->url);
 	if (spec->id != NULL) {
 		RENDER_OUT_LITERAL(out, ",\"id\":");
-		render_out_json(out, json_incref(spec->id));
+		render_out_value(out, spec->id, 0);
 	}
 	RENDER_OUT_LITERAL(out, ",\"status\":");
 	if (r->status != 0)
@@ -449,21 +665,12 @@ render_error_counts(struct render_out *out, const struct summary *s)
 	RENDER_OUT_LITERAL(out, "}");
 }
 
-/*
- * Milliseconds as jansson writes render_ms(ms) with 10 significant
- * digits.  Below 1e6 those are every digit of the rounded value, which
- * render_ms_text() writes as well; anything else goes through jansson.
- */
+/* Milliseconds as in time_ms: NaN, negative and absurd values are 0. */
 static void
 render_out_ms(struct render_out *out, double ms)
 {
-	char *p;
+	char *p = render_out_space(out, 32);
 
-	if (!(!signbit(ms) && ms < 1e6)) {
-		render_out_json(out, render_ms(ms));
-		return;
-	}
-	p = render_out_space(out, 32);
 	render_out_commit(out, render_ms_text(p, ms));
 }
 
@@ -501,7 +708,7 @@ render_dump(json_t *value, json_dump_callback_t emit, void *data)
 	struct render_out out;
 
 	render_out_init(&out, emit, data);
-	render_out_json(&out, json_incref(value));
+	render_out_value(&out, value, 0);
 	return render_out_flush(&out);
 }
 

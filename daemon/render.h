@@ -19,7 +19,8 @@
  * fit, so that a small fan-out needs no table of every status; after
  * that in status_table, which summary_reserve() allocates up front.
  */
-#define SUMMARY_STATUS_MAX    600 /* statuses 0..599 are counted */
+/* Statuses 1..999 are counted: curl reports any three-digit status. */
+#define SUMMARY_STATUS_MAX    1000
 #define SUMMARY_STATUS_INLINE 8
 
 struct summary_status {
@@ -81,7 +82,7 @@ int render_result(size_t index, const struct fetch_spec *spec,
 int render_summary(
     const struct summary *summary, json_dump_callback_t emit, void *data);
 
-/* Dump value compactly through emit; 0 or -1. */
+/* Dump value compactly through emit, as an id is written; 0 or -1. */
 int render_dump(json_t *value, json_dump_callback_t emit, void *data);
 
 /* {"error":{"code":..,"message":..}} as a heap string. */

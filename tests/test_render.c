@@ -15,9 +15,9 @@
 #include "render.h"
 #include "request.h"
 
-/* A growing buffer for render_dump's callback. */
+/* A buffer for render_dump's callback. */
 struct sink {
-	char text[4096];
+	char text[16384];
 	size_t len;
 };
 
@@ -77,7 +77,7 @@ result_json(
 	json_t *o;
 
 	ck_assert_int_eq(render_result(index, spec, r, sink_emit, &sink), 0);
-	o = json_loads(sink.text, 0, &error);
+	o = json_loads(sink.text, JSON_ALLOW_NUL, &error);
 	ck_assert_msg(o != NULL, "not JSON: %s: %s", error.text, sink.text);
 	return o;
 }
@@ -180,6 +180,254 @@ START_TEST(ids_from_the_request_are_echoed)
 	json_decref(o);
 	request_spec_free(spec);
 	config_unref(cfg);
+}
+END_TEST
+
+/* The id of item 0 of a request body, rendered and parsed back. */
+static json_t *
+echoed_id(const char *body, json_t **sent)
+{
+	struct config *cfg = config_default();
+	struct request_error err;
+	struct request_spec *spec;
+	struct fetch_result r = {.error = FETCH_E_CANCELED};
+	json_t *o, *id;
+
+	ck_assert_ptr_nonnull(cfg);
+	spec = request_parse(cfg, "application/json", body, strlen(body), &err);
+	ck_assert_msg(spec != NULL, "%s: %s", body, err.message);
+	o = result_json(0, &spec->items[0], &r);
+	id = json_incref(json_object_get(o, "id"));
+	ck_assert_ptr_nonnull(id);
+	*sent = json_incref(spec->items[0].id);
+	json_decref(o);
+	request_spec_free(spec);
+	config_unref(cfg);
+	return id;
+}
+
+/*
+ * A real id is written in the shortest of %.15g..%.17g that reads back
+ * as the same double, marked as a real as jansson marks one; jansson's
+ * own dump (10 digits) gave 1.23456789e11 for 123456789012.5.
+ */
+START_TEST(real_ids_read_back_as_the_same_double)
+{
+	static const struct {
+		const char *in, *text;
+	} cases[] = {
+	    {"123456789012.5", "123456789012.5"},
+	    {"1.2345678901234567", "1.2345678901234567"},
+	    {"0.1", "0.1"},
+	    {"0.30000000000000004", "0.30000000000000004"},
+	    {"1e300", "1e300"},
+	    {"1E+300", "1e300"},
+	    {"5e-324", "4.94065645841247e-324"},
+	    {"2.2250738585072014e-308", "2.2250738585072014e-308"},
+	    {"1.7976931348623157e308", "1.7976931348623157e308"},
+	    {"-0.0", "-0.0"},
+	    {"1.0", "1.0"},
+	    {"-2.5e0", "-2.5"},
+	    {"100000.0", "100000.0"},
+	    {"1e15", "1e15"},
+	    {"123456789012345.0", "123456789012345.0"},
+	    {"1e16", "1e16"},
+	    {"1e-5", "1e-5"},
+	    {"0.0001", "0.0001"},
+	    {"9007199254740993.0", "9007199254740992.0"},
+	};
+	char body[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *sent, *got;
+		double a, b;
+
+		snprintf(body, sizeof(body),
+		    "[{\"url\": \"http://a.example/\", \"id\": %s}]",
+		    cases[i].in);
+		got = echoed_id(body, &sent);
+		ck_assert_msg(json_is_real(got), "%s: not a real", cases[i].in);
+		a = json_real_value(sent);
+		b = json_real_value(got);
+		ck_assert_msg(memcmp(&a, &b, sizeof(a)) == 0,
+		    "%s: %.17g came back as %.17g", cases[i].in, a, b);
+		assert_dump(got, cases[i].text);
+		json_decref(sent);
+	}
+}
+END_TEST
+
+/* Integers are json_int_t and stay exact, beyond 2^53 too. */
+START_TEST(integer_ids_stay_exact)
+{
+	static const struct {
+		const char *in, *text;
+	} cases[] = {
+	    {"9007199254740993", "9007199254740993"},
+	    {"-9223372036854775808", "-9223372036854775808"},
+	    {"9223372036854775807", "9223372036854775807"},
+	    {"-0", "0"},
+	    {"[1, -1.5, {\"k\": 12345678901234567}]",
+	        "[1,-1.5,{\"k\":12345678901234567}]"},
+	};
+	char body[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *sent, *got;
+
+		snprintf(body, sizeof(body),
+		    "[{\"url\": \"http://a.example/\", \"id\": %s}]",
+		    cases[i].in);
+		got = echoed_id(body, &sent);
+		ck_assert(json_equal(sent, got));
+		assert_dump(got, cases[i].text);
+		json_decref(sent);
+	}
+}
+END_TEST
+
+/* Strings, keys and every other kind of value, as jansson writes them. */
+START_TEST(any_id_is_written_as_jansson_writes_it)
+{
+	json_t *sent, *got;
+
+	got = echoed_id(
+	    "[{\"url\": \"http://a.example/\", \"id\": {\"z\": 1, "
+	    "\"q\\\"\\n\": "
+	    "[true, false, null, \"\\u0000\\u001f\\u00e9/\", {}, []], "
+	    "\"\\u20ac\": \"plain\", \"z\": 2}}]",
+	    &sent);
+	ck_assert(json_equal(sent, got));
+	/* key order kept; a repeated key keeps its place, last value wins */
+	assert_dump(json_incref(got), "{\"z\":2,\"q\\\"\\n\":[true,false,null,"
+	                              "\"\\u0000\\u001F\xc3\xa9/\","
+	                              "{},[]],\"\xe2\x82\xac\":\"plain\"}");
+	json_decref(got);
+	json_decref(sent);
+}
+END_TEST
+
+/* As deep as jansson's parser allows, and no deeper. */
+START_TEST(deep_ids_are_written_whole)
+{
+	enum { DEPTH = 2000 };
+	static char body[2 * DEPTH + 64];
+	struct sink sink = {.len = 0};
+	json_t *sent, *got, *deep = json_array(), *a;
+	size_t len;
+	int i;
+
+	len = (size_t)snprintf(
+	    body, sizeof(body), "[{\"url\": \"http://a.example/\", \"id\": ");
+	memset(body + len, '[', DEPTH);
+	memset(body + len + DEPTH, ']', DEPTH);
+	memcpy(body + len + 2 * DEPTH, "}]", 3);
+	got = echoed_id(body, &sent);
+	ck_assert(json_equal(sent, got));
+	json_decref(got);
+	json_decref(sent);
+	/* a tree only code can build (maybe a cycle) is refused, not walked */
+	for (i = 0, a = deep; i < JSON_PARSER_MAX_DEPTH + 1; i++) {
+		json_t *inner = json_array();
+
+		json_array_append_new(a, inner);
+		a = inner;
+	}
+	ck_assert_int_eq(render_dump(deep, sink_emit, &sink), -1);
+	json_decref(deep);
+}
+END_TEST
+
+/* The message of a rendered error result whose message was in. */
+static char *
+rendered_message(const char *in)
+{
+	struct fetch_spec spec = {.url = "http://a.example/"};
+	struct fetch_result r = {.error = FETCH_E_OTHER, .message = (char *)in};
+	json_t *o = result_json(0, &spec, &r);
+	char *out = strdup(json_string_value(
+	    json_object_get(json_object_get(o, "error"), "message")));
+
+	json_decref(o);
+	return out;
+}
+
+#define FFFD "\xef\xbf\xbd"
+
+/*
+ * Each maximal subpart of an invalid UTF-8 sequence is one U+FFFD
+ * (Unicode's recommended practice); valid multi-byte text is kept.
+ */
+START_TEST(invalid_utf8_becomes_fffd_and_valid_text_stays)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	    {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xff",
+	        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 " FFFD},
+	    {"\x80", FFFD},
+	    {"a\xbf"
+	     "b",
+	        "a" FFFD "b"},
+	    {"\xc0\xaf", FFFD FFFD},                   /* overlong '/' */
+	    {"\xc1\xbf", FFFD FFFD},                   /* overlong */
+	    {"\xe0\x80\xaf", FFFD FFFD FFFD},          /* overlong, 3 bytes */
+	    {"\xf0\x80\x80\xaf", FFFD FFFD FFFD FFFD}, /* overlong, 4 */
+	    {"\xed\xa0\x80", FFFD FFFD FFFD},          /* surrogate D800 */
+	    {"\xed\xbf\xbf", FFFD FFFD FFFD},          /* surrogate DFFF */
+	    {"\xed\x9f\xbf", "\xed\x9f\xbf"},          /* U+D7FF is fine */
+	    {"\xf4\x90\x80\x80", FFFD FFFD FFFD FFFD}, /* U+110000 */
+	    {"\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf"},  /* U+10FFFF */
+	    {"\xf5\x80\x80\x80", FFFD FFFD FFFD FFFD},
+	    {"\xe2\x82", FFFD}, /* truncated at the end */
+	    {"\xe2\x82"
+	     "A",
+	        FFFD "A"}, /* truncated in the middle */
+	    {"\xf0\x9f\x98"
+	     "x\xf0\x9f",
+	        FFFD "x" FFFD},
+	    {"\xe2\xe2\x82\xac", FFFD "\xe2\x82\xac"},
+	    {"\xef\xbf\xbd\xfe", FFFD FFFD}, /* U+FFFD itself stays */
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = rendered_message(cases[i].in);
+
+		ck_assert_msg(strcmp(got, cases[i].want) == 0,
+		    "case %zu: got \"%s\"", i, got);
+		free(got);
+	}
+}
+END_TEST
+
+START_TEST(elapsed_ms_is_rounded_like_times)
+{
+	static const struct {
+		double ms;
+		const char *text;
+	} cases[] = {
+	    {3.9004, "3.9"},
+	    {12345678.9016, "12345678.902"},
+	    {-5, "0.0"},
+	    {NAN, "0.0"},
+	    {INFINITY, "0.0"},
+	    {1e300, "0.0"},
+	};
+	char want[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct summary s = {.elapsed_ms = cases[i].ms};
+
+		snprintf(want, sizeof(want),
+		    "{\"total\":0,\"ok\":0,\"failed\":0,\"status_counts\":{},"
+		    "\"error_counts\":{},\"elapsed_ms\":%s}",
+		    cases[i].text);
+		assert_summary(&s, want);
+	}
 }
 END_TEST
 
@@ -288,9 +536,9 @@ START_TEST(outside_text_with_bad_utf8_stays_valid_json)
 	ck_assert_ptr_nonnull(o);
 	ck_assert_str_eq(json_string_value(json_object_get(
 	                     json_object_get(o, "error"), "message")),
-	    "bad ? byte");
+	    "bad \xef\xbf\xbd byte");
 	ck_assert_str_eq(json_string_value(json_object_get(o, "effective_url")),
-	    "http://a.example/?");
+	    "http://a.example/\xef\xbf\xbd");
 	ck_assert_str_eq(
 	    json_string_value(json_object_get(o, "remote_ip")), "::1");
 	json_decref(o);
@@ -415,17 +663,29 @@ START_TEST(empty_summary_has_empty_counts)
 }
 END_TEST
 
-START_TEST(summary_ignores_statuses_out_of_range)
+/* Any three-digit status curl reports is counted; nothing else is. */
+START_TEST(summary_counts_statuses_up_to_999)
 {
 	struct summary s = {0};
+	int reserve;
 
-	add(&s, 999, FETCH_OK);
-	add(&s, -1, FETCH_OK);
-	ck_assert_uint_eq(s.total, 2);
-	ck_assert_uint_eq(s.failed, 2);
-	assert_summary(&s,
-	    "{\"total\":2,\"ok\":0,\"failed\":2,\"status_counts\":{},"
-	    "\"error_counts\":{},\"elapsed_ms\":0.0}");
+	for (reserve = 0; reserve < 2; reserve++) {
+		if (reserve)
+			ck_assert_int_eq(summary_reserve(&s, 12), 0);
+		add(&s, 999, FETCH_OK);
+		add(&s, 600, FETCH_OK);
+		add(&s, 999, FETCH_OK);
+		add(&s, 100, FETCH_OK);
+		add(&s, 1000, FETCH_OK);
+		add(&s, -1, FETCH_OK);
+		ck_assert_uint_eq(s.total, 6);
+		ck_assert_uint_eq(s.failed, 6);
+		assert_summary(&s,
+		    "{\"total\":6,\"ok\":0,\"failed\":6,\"status_counts\":{"
+		    "\"100\":1,\"600\":1,\"999\":2},\"error_counts\":{},"
+		    "\"elapsed_ms\":0.0}");
+		summary_reset(&s);
+	}
 }
 END_TEST
 
@@ -466,7 +726,7 @@ START_TEST(error_body_shape)
 	/* jansson's error text may quote the client's invalid bytes */
 	text = render_error("invalid_json", "near '\xff\"\n'");
 	ck_assert_str_eq(text, "{\"error\":{\"code\":\"invalid_json\","
-	                       "\"message\":\"near '?\\\"\\n'\"}}");
+	                       "\"message\":\"near '\xef\xbf\xbd\\\"\\n'\"}}");
 	free(text);
 }
 END_TEST
@@ -500,6 +760,11 @@ render_suite(void)
 	tcase_add_test(tc, failure_has_nulls_and_an_error_object);
 	tcase_add_test(tc, invalid_item_has_null_url_and_empty_message);
 	tcase_add_test(tc, ids_from_the_request_are_echoed);
+	tcase_add_test(tc, real_ids_read_back_as_the_same_double);
+	tcase_add_test(tc, integer_ids_stay_exact);
+	tcase_add_test(tc, any_id_is_written_as_jansson_writes_it);
+	tcase_add_test(tc, deep_ids_are_written_whole);
+	tcase_add_test(tc, invalid_utf8_becomes_fffd_and_valid_text_stays);
 	tcase_add_test(tc, ok_means_completed_with_2xx_or_3xx);
 	tcase_add_test(tc, a_status_with_an_error_shows_both);
 	tcase_add_test(tc, every_error_has_its_code);
@@ -508,7 +773,8 @@ render_suite(void)
 	tcase_add_test(tc, any_strings_and_numbers_round_trip_through_jansson);
 	tcase_add_test(tc, summary_counts_statuses_and_errors);
 	tcase_add_test(tc, empty_summary_has_empty_counts);
-	tcase_add_test(tc, summary_ignores_statuses_out_of_range);
+	tcase_add_test(tc, elapsed_ms_is_rounded_like_times);
+	tcase_add_test(tc, summary_counts_statuses_up_to_999);
 	tcase_add_test(tc, summary_counts_many_statuses);
 	tcase_add_test(tc, error_body_shape);
 	tcase_add_test(tc, dump_reports_a_failing_writer);

@@ -6,6 +6,7 @@ default one throughout.
 """
 
 import json
+import struct
 import threading
 import time
 
@@ -122,6 +123,36 @@ def test_item_objects_echo_id():
         eq(res[i]["id"], v, f"result {i} id")
     check(res[-1].get("id") is None, f"id invented: {res[-1]!r}")
     eq([r["status"] for r in res[:3]], [200, 201, 202], "statuses")
+
+
+def test_number_ids_echo_exactly():
+    """Every number in an id reads back as the same double (or integer)."""
+    d, u = setup()
+    literals = ["123456789012.5", "1.2345678901234567", "0.1", "1e300",
+                "5e-324", "-0.0", "1.0", "0.30000000000000004",
+                "9007199254740993", "-9223372036854775808",
+                "[2.5e-8, {\"k\": 1.7976931348623157e308}]"]
+    url = u.url("/status/200")
+    body = "[" + ",".join(f'{{"url": "{url}", "id": {lit}}}'
+                          for lit in literals) + "]"
+    res = results_of(d.fetch_ok(body), [url] * len(literals))
+
+    def same(a, b):
+        if isinstance(a, float):
+            return isinstance(b, float) and \
+                struct.pack(">d", a) == struct.pack(">d", b)
+        if isinstance(a, list):
+            return isinstance(b, list) and len(a) == len(b) and \
+                all(same(x, y) for x, y in zip(a, b))
+        if isinstance(a, dict):
+            return isinstance(b, dict) and a.keys() == b.keys() and \
+                all(same(a[k], b[k]) for k in a)
+        return type(a) is type(b) and a == b
+
+    for i, lit in enumerate(literals):
+        want = json.loads(lit)
+        check(same(res[i]["id"], want),
+              f"id {lit} came back as {res[i]['id']!r}")
 
 
 def test_request_timeout_ms():

@@ -959,10 +959,10 @@ def test_metrics_valid_and_counting():
             if name.startswith("fanoutd_fetch_errors_total") and \
                     'code="timeout"' not in name:
                 eq(delta(name), 0.0, name)
-        check(delta('fanoutd_requests_total{status="200"}') >= 1,
-              "requests_total{status=200} did not grow")
-        eq(delta('fanoutd_requests_total{status="413"}'), 1.0,
-           "requests_total{status=413}")
+        check(delta('fanoutd_requests_total{code="200"}') >= 1,
+              "requests_total{code=200} did not grow")
+        eq(delta('fanoutd_requests_total{code="413"}'), 1.0,
+           "requests_total{code=413}")
         eq(delta("fanoutd_fetch_duration_seconds_count"), 3.0,
            "histogram _count")
         check(delta("fanoutd_fetch_duration_seconds_sum") >= 0.25,

@@ -1,0 +1,732 @@
+/*
+ * libFuzzer harness for render.c.  The input is a recipe: results whose
+ * strings are any bytes, whose ids are any JSON value jansson can hold
+ * (reals of any finite bit pattern) and whose numbers and times are any
+ * bit pattern (NaN and infinities too), a summary of them and of more
+ * statuses, and an error body.  They are rendered as one answer, the way
+ * batch.c writes it, parsed back with jansson, and every field is
+ * compared with what went in: strings after the U+FFFD rule (with a
+ * decoder of this file's own), ids exactly (types, reals bit for bit, key
+ * order), integers exactly, times as rounded to microseconds.  Any
+ * difference aborts with both sides printed.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "fetch.h"
+#include "render.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_RESULTS  8
+#define MAX_ID_DEPTH 12
+#define LONG_TEXT    (RENDER_OUT_SIZE + 100)
+#define STATUS_LIMIT 1000 /* status_counts count 1..999 */
+#define FFFD         "\xef\xbf\xbd"
+
+/* ------------------------------------------------------------ the recipe */
+
+struct input {
+	const uint8_t *p;
+	size_t left;
+};
+
+/* The next byte; 0 once the input is used up. */
+static uint8_t
+in_byte(struct input *in)
+{
+	if (in->left == 0)
+		return 0;
+	in->left--;
+	return *in->p++;
+}
+
+static uint64_t
+in_u64(struct input *in, int bytes)
+{
+	uint64_t v = 0;
+
+	while (bytes-- > 0)
+		v = v << 8 | in_byte(in);
+	return v;
+}
+
+/* A double of any bit pattern, or a plausible number of milliseconds. */
+static double
+in_double(struct input *in)
+{
+	uint8_t kind = in_byte(in);
+	uint64_t bits;
+	double v;
+
+	if (kind & 1) {
+		bits = in_u64(in, 8);
+		memcpy(&v, &bits, sizeof(v));
+		return v;
+	}
+	return (double)in_u64(in, 4) / (double)(1u << (kind >> 1 & 15));
+}
+
+/*
+ * A heap C string of any bytes, up to 254 of them; a length byte of 255
+ * repeats a piece of 1..16 bytes past the size of render_out's buffer.
+ */
+static char *
+in_text(struct input *in)
+{
+	uint8_t n = in_byte(in);
+	char *s = malloc(n < 0xff ? n + 1 : LONG_TEXT + 1);
+	size_t len = 0, k;
+
+	if (s == NULL)
+		abort();
+	if (n < 0xff) {
+		for (; len < n && in->left > 0; len++)
+			s[len] = (char)in_byte(in);
+	} else {
+		k = in_byte(in) % 16 + 1;
+		for (len = 0; len < k; len++)
+			s[len] = (char)in_byte(in);
+		for (; len < LONG_TEXT; len++)
+			s[len] = s[len - k];
+	}
+	s[len] = '\0';
+	return s;
+}
+
+/* Valid UTF-8 of up to 32 code points into buf (128 bytes); its length. */
+static size_t
+in_utf8(struct input *in, char *buf, bool nul)
+{
+	size_t n = in_byte(in) % 33, len = 0;
+	uint32_t cp;
+
+	while (n-- > 0) {
+		cp = in_byte(in);
+		if (cp >= 0x80)
+			cp = (uint32_t)((cp & 0x7f) << 16 | in_u64(in, 2)) %
+			     0x110000;
+		if (cp >= 0xd800 && cp <= 0xdfff)
+			cp += 0x800;
+		if (cp == 0 && !nul)
+			cp = '0';
+		if (cp < 0x80) {
+			buf[len++] = (char)cp;
+		} else if (cp < 0x800) {
+			buf[len++] = (char)(0xc0 | cp >> 6);
+			buf[len++] = (char)(0x80 | (cp & 0x3f));
+		} else if (cp < 0x10000) {
+			buf[len++] = (char)(0xe0 | cp >> 12);
+			buf[len++] = (char)(0x80 | (cp >> 6 & 0x3f));
+			buf[len++] = (char)(0x80 | (cp & 0x3f));
+		} else {
+			buf[len++] = (char)(0xf0 | cp >> 18);
+			buf[len++] = (char)(0x80 | (cp >> 12 & 0x3f));
+			buf[len++] = (char)(0x80 | (cp >> 6 & 0x3f));
+			buf[len++] = (char)(0x80 | (cp & 0x3f));
+		}
+	}
+	return len;
+}
+
+/* A finite real: any bit pattern (exponent capped), or a short decimal. */
+static json_t *
+in_real(struct input *in)
+{
+	uint64_t bits = in_u64(in, 8);
+	char text[64];
+	double v;
+
+	if (in_byte(in) & 1) {
+		snprintf(text, sizeof(text), "%llue%d",
+		    (unsigned long long)(bits % 100000000000000000ULL),
+		    (int)(int8_t)in_byte(in) * 3);
+		v = strtod(text, NULL);
+	} else {
+		memcpy(&v, &bits, sizeof(v));
+	}
+	if (!isfinite(v))
+		v = copysign(1.5, v); /* jansson holds no NaN or infinity */
+	return json_real(v);
+}
+
+static json_t *in_json(struct input *in, int depth);
+
+static json_t *
+in_container(struct input *in, bool object, int depth)
+{
+	json_t *c = object ? json_object() : json_array();
+	size_t n = depth < MAX_ID_DEPTH ? in_byte(in) % 8 : 0;
+	char key[128];
+
+	while (n-- > 0) {
+		if (object) {
+			size_t len = in_utf8(in, key, false);
+
+			json_object_setn_new(
+			    c, key, len, in_json(in, depth + 1));
+		} else {
+			json_array_append_new(c, in_json(in, depth + 1));
+		}
+	}
+	return c;
+}
+
+/* Any JSON value jansson's parser could have made. */
+static json_t *
+in_json(struct input *in, int depth)
+{
+	char buf[128];
+	size_t len;
+
+	switch (in_byte(in) % 8) {
+	case 0:
+		return json_null();
+	case 1:
+		return json_boolean(in_byte(in) & 1);
+	case 2:
+		return json_integer((json_int_t)in_u64(in, 8));
+	case 3:
+		return json_integer((json_int_t)(int8_t)in_byte(in));
+	case 4:
+		return in_real(in);
+	case 5:
+		len = in_utf8(in, buf, true);
+		return json_stringn(buf, len);
+	case 6:
+		return in_container(in, false, depth);
+	default:
+		return in_container(in, true, depth);
+	}
+}
+
+struct item {
+	struct fetch_spec spec;
+	struct fetch_result result;
+};
+
+static void
+in_item(struct input *in, struct item *it)
+{
+	uint8_t flags = in_byte(in);
+	size_t n, i;
+
+	memset(it, 0, sizeof(*it));
+	it->spec.url = flags & 1 ? in_text(in) : NULL;
+	it->spec.id = flags & 2 ? in_json(in, 0) : NULL;
+	it->result.error =
+	    (enum fetch_error)(in_byte(in) % (FETCH_E_COUNT + 2));
+	if (it->result.error != FETCH_OK && (flags & 4))
+		it->result.message = in_text(in);
+	it->result.status = flags & 8 ? (long)(int32_t)in_u64(in, 4)
+	                              : (long)(in_u64(in, 2) % 1100);
+	it->result.bytes = (int64_t)in_u64(in, 8);
+	it->result.redirects = (long)in_u64(in, 8);
+	if (flags & 16)
+		it->result.effective_url = in_text(in);
+	n = in_byte(in) % sizeof(it->result.remote_ip);
+	for (i = 0; i < n; i++)
+		it->result.remote_ip[i] = (char)in_byte(in);
+	it->result.time.queue = in_double(in);
+	it->result.time.dns = in_double(in);
+	it->result.time.connect = in_double(in);
+	it->result.time.tls = in_double(in);
+	it->result.time.ttfb = in_double(in);
+	it->result.time.transfer = in_double(in);
+	it->result.time.total = in_double(in);
+}
+
+static void
+item_free(struct item *it)
+{
+	free(it->spec.url);
+	json_decref(it->spec.id);
+	free(it->result.message);
+	free(it->result.effective_url);
+}
+
+/* ------------------------------------------- what the API promises */
+
+static void
+fail(const char *what, const char *detail)
+{
+	fprintf(stderr, "fuzz_render: %s: %s\n", what, detail);
+	abort();
+}
+
+static void
+expect(bool ok, const char *what, json_t *got)
+{
+	char *text;
+
+	if (ok)
+		return;
+	text = got != NULL ? json_dumps(got, JSON_ENCODE_ANY | JSON_ALLOW_NUL)
+	                   : NULL;
+	fail(what, text != NULL ? text : "(absent)");
+}
+
+/* Continuation bytes and the lowest code point for a lead byte. */
+static size_t
+utf8_length(unsigned char lead, uint32_t *min, uint32_t *bits)
+{
+	if (lead < 0x80)
+		return *min = 0, *bits = lead, 1;
+	if ((lead & 0xe0) == 0xc0)
+		return *min = 0x80, *bits = lead & 0x1f, 2;
+	if ((lead & 0xf0) == 0xe0)
+		return *min = 0x800, *bits = lead & 0x0f, 3;
+	if ((lead & 0xf8) == 0xf0)
+		return *min = 0x10000, *bits = lead & 0x07, 4;
+	return 0;
+}
+
+/*
+ * Whether the k bytes at s begin a well-formed sequence (RFC 3629): the
+ * code points that some continuation could give meet the scalar values
+ * of that length (no overlong, no surrogate, nothing above U+10FFFF).
+ * With k == the sequence's length, whether they are one.
+ */
+static bool
+utf8_prefix(const unsigned char *s, size_t k)
+{
+	uint32_t min, cp, lo, hi;
+	size_t n = utf8_length(s[0], &min, &cp), i;
+
+	if (n == 0 || k > n)
+		return false;
+	for (i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return false;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	lo = cp << 6 * (n - k);
+	hi = lo | ((1u << 6 * (n - k)) - 1);
+	lo = lo > min ? lo : min;
+	hi = hi < 0x10ffff ? hi : 0x10ffff;
+	return lo <= hi && !(lo >= 0xd800 && hi <= 0xdfff);
+}
+
+/*
+ * s as the answer must show it: valid sequences kept, each maximal
+ * subpart of an invalid one (the longest start of some valid sequence,
+ * at least one byte) replaced by U+FFFD.  Heap; *outlen its length.
+ */
+static char *
+utf8_fix(const char *text, size_t *outlen)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t len = strlen(text), i = 0, n, k, out = 0;
+	char *fixed = malloc(len * 3 + 1);
+	uint32_t min, bits;
+
+	if (fixed == NULL)
+		abort();
+	while (i < len) {
+		n = utf8_length(s[i], &min, &bits);
+		if (n > 0 && i + n <= len && utf8_prefix(s + i, n)) {
+			memcpy(fixed + out, s + i, n);
+			out += n;
+			i += n;
+			continue;
+		}
+		for (k = 1; i + k < len && utf8_prefix(s + i, k + 1); k++)
+			;
+		memcpy(fixed + out, FFFD, 3);
+		out += 3;
+		i += k;
+	}
+	fixed[out] = '\0';
+	*outlen = out;
+	return fixed;
+}
+
+/* got is text (or null for NULL) after the U+FFFD rule. */
+static void
+expect_text(json_t *got, const char *text, const char *what)
+{
+	size_t len;
+	char *want;
+
+	if (text == NULL) {
+		expect(json_is_null(got), what, got);
+		return;
+	}
+	want = utf8_fix(text, &len);
+	expect(json_is_string(got) && json_string_length(got) == len &&
+	           memcmp(json_string_value(got), want, len) == 0,
+	    what, got);
+	free(want);
+}
+
+static void
+expect_int(json_t *got, long long want, const char *what)
+{
+	expect(
+	    json_is_integer(got) && json_integer_value(got) == want, what, got);
+}
+
+/* Milliseconds: rounded to microseconds; NaN, <= 0, >= 1e12 are 0. */
+static void
+expect_ms(json_t *got, double ms, const char *what)
+{
+	double want =
+	    isfinite(ms) && ms > 0 && ms < 1e12 ? round(ms * 1000) / 1000 : 0;
+
+	expect(json_is_real(got) && json_real_value(got) == want, what, got);
+}
+
+/* Same type and value; reals bit for bit, members in the same order. */
+static bool
+same_json(json_t *a, json_t *b)
+{
+	void *ia, *ib;
+	double x, y;
+	size_t i;
+
+	if (json_typeof(a) != json_typeof(b))
+		return false;
+	switch (json_typeof(a)) {
+	case JSON_OBJECT:
+		if (json_object_size(a) != json_object_size(b))
+			return false;
+		for (ia = json_object_iter(a), ib = json_object_iter(b);
+		     ia != NULL; ia = json_object_iter_next(a, ia),
+		    ib = json_object_iter_next(b, ib))
+			if (json_object_iter_key_len(ia) !=
+			        json_object_iter_key_len(ib) ||
+			    memcmp(json_object_iter_key(ia),
+			        json_object_iter_key(ib),
+			        json_object_iter_key_len(ia)) != 0 ||
+			    !same_json(json_object_iter_value(ia),
+			        json_object_iter_value(ib)))
+				return false;
+		return true;
+	case JSON_ARRAY:
+		if (json_array_size(a) != json_array_size(b))
+			return false;
+		for (i = 0; i < json_array_size(a); i++)
+			if (!same_json(
+			        json_array_get(a, i), json_array_get(b, i)))
+				return false;
+		return true;
+	case JSON_STRING:
+		return json_string_length(a) == json_string_length(b) &&
+		       memcmp(json_string_value(a), json_string_value(b),
+		           json_string_length(a)) == 0;
+	case JSON_INTEGER:
+		return json_integer_value(a) == json_integer_value(b);
+	case JSON_REAL:
+		x = json_real_value(a);
+		y = json_real_value(b);
+		return memcmp(&x, &y, sizeof(x)) == 0;
+	default:
+		return true;
+	}
+}
+
+/* o's keys are exactly keys, in that order (NULL ends the list). */
+static void
+expect_keys(json_t *o, const char *const *keys, const char *what)
+{
+	void *it = json_object_iter(o);
+	size_t i;
+
+	expect(json_is_object(o), what, o);
+	for (i = 0; keys[i] != NULL; i++, it = json_object_iter_next(o, it))
+		expect(it != NULL &&
+		           strcmp(json_object_iter_key(it), keys[i]) == 0,
+		    what, o);
+	expect(it == NULL, what, o);
+}
+
+static const char *
+error_code(enum fetch_error e)
+{
+	static const char *const codes[FETCH_E_COUNT] = {NULL, "invalid_url",
+	    "unsupported_scheme", "blocked", "dns", "connect", "tls", "timeout",
+	    "too_large", "redirect_limit", "canceled", "other"};
+
+	return (unsigned)e < FETCH_E_COUNT ? codes[e] : "other";
+}
+
+static void
+check_times(json_t *t, const struct fetch_timing *time)
+{
+	static const char *const keys[] = {"queue", "dns", "connect", "tls",
+	    "ttfb", "transfer", "total", NULL};
+
+	expect_keys(t, keys, "time_ms keys");
+	expect_ms(json_object_get(t, "queue"), time->queue, "time_ms.queue");
+	expect_ms(json_object_get(t, "dns"), time->dns, "time_ms.dns");
+	expect_ms(
+	    json_object_get(t, "connect"), time->connect, "time_ms.connect");
+	expect_ms(json_object_get(t, "tls"), time->tls, "time_ms.tls");
+	expect_ms(json_object_get(t, "ttfb"), time->ttfb, "time_ms.ttfb");
+	expect_ms(
+	    json_object_get(t, "transfer"), time->transfer, "time_ms.transfer");
+	expect_ms(json_object_get(t, "total"), time->total, "time_ms.total");
+}
+
+/* {"code": code, "message": message or ""}, after the U+FFFD rule. */
+static void
+check_error_fields(json_t *e, const char *code, const char *message)
+{
+	static const char *const keys[] = {"code", "message", NULL};
+
+	expect_keys(e, keys, "error keys");
+	expect_text(json_object_get(e, "code"), code, "error.code");
+	expect_text(json_object_get(e, "message"),
+	    message != NULL ? message : "", "error.message");
+}
+
+static void
+check_error(json_t *e, const struct fetch_result *r)
+{
+	if (r->error == FETCH_OK)
+		expect(json_is_null(e), "error of a success", e);
+	else
+		check_error_fields(e, error_code(r->error), r->message);
+}
+
+static void
+check_result(json_t *o, size_t index, const struct item *it)
+{
+	static const char *const with_id[] = {"index", "url", "id", "status",
+	    "ok", "error", "bytes", "redirects", "effective_url", "remote_ip",
+	    "time_ms", NULL};
+	static const char *const without_id[] = {"index", "url", "status", "ok",
+	    "error", "bytes", "redirects", "effective_url", "remote_ip",
+	    "time_ms", NULL};
+	const struct fetch_result *r = &it->result;
+	bool ok = r->error == FETCH_OK && r->status >= 200 && r->status < 400;
+
+	/* no "id" key at all when the item had none */
+	expect_keys(
+	    o, it->spec.id != NULL ? with_id : without_id, "result keys");
+	expect_int(json_object_get(o, "index"), (long long)index, "index");
+	expect_text(json_object_get(o, "url"), it->spec.url, "url");
+	if (it->spec.id != NULL)
+		expect(same_json(it->spec.id, json_object_get(o, "id")), "id",
+		    json_object_get(o, "id"));
+	if (r->status == 0)
+		expect(json_is_null(json_object_get(o, "status")), "status",
+		    json_object_get(o, "status"));
+	else
+		expect_int(json_object_get(o, "status"), r->status, "status");
+	expect(json_is_boolean(json_object_get(o, "ok")) &&
+	           json_is_true(json_object_get(o, "ok")) == ok,
+	    "ok", json_object_get(o, "ok"));
+	check_error(json_object_get(o, "error"), r);
+	expect_int(json_object_get(o, "bytes"), r->bytes, "bytes");
+	expect_int(json_object_get(o, "redirects"), r->redirects, "redirects");
+	expect_text(json_object_get(o, "effective_url"), r->effective_url,
+	    "effective_url");
+	expect_text(json_object_get(o, "remote_ip"),
+	    r->remote_ip[0] != '\0' ? r->remote_ip : NULL, "remote_ip");
+	check_times(json_object_get(o, "time_ms"), &r->time);
+}
+
+/* What the summary must say, counted here on the side. */
+struct tally {
+	size_t total, ok;
+	size_t statuses[STATUS_LIMIT];
+	size_t errors[FETCH_E_COUNT];
+};
+
+static void
+tally_add(struct tally *t, struct summary *s, const struct fetch_result *r)
+{
+	summary_add(s, r);
+	t->total++;
+	if (r->error == FETCH_OK && r->status >= 200 && r->status < 400)
+		t->ok++;
+	if (r->status > 0 && r->status < STATUS_LIMIT)
+		t->statuses[r->status]++;
+	if ((unsigned)r->error >= FETCH_E_COUNT)
+		t->errors[FETCH_E_OTHER]++;
+	else if (r->error != FETCH_OK)
+		t->errors[r->error]++;
+}
+
+/* o holds exactly the non-zero counts[1..n-1], ascending, named by name. */
+static void
+expect_counts(json_t *o, const size_t *counts, size_t n,
+    const char *(*name)(size_t, char *), const char *what)
+{
+	void *it = json_object_iter(o);
+	char buf[32];
+	size_t i;
+
+	expect(json_is_object(o), what, o);
+	for (i = 1; i < n; i++) {
+		if (counts[i] == 0)
+			continue;
+		expect(it != NULL &&
+		           strcmp(json_object_iter_key(it), name(i, buf)) == 0,
+		    what, o);
+		expect_int(
+		    json_object_iter_value(it), (long long)counts[i], what);
+		it = json_object_iter_next(o, it);
+	}
+	expect(it == NULL, what, o);
+}
+
+static const char *
+status_name(size_t status, char *buf)
+{
+	snprintf(buf, 32, "%zu", status);
+	return buf;
+}
+
+static const char *
+error_name(size_t e, char *buf)
+{
+	(void)buf;
+	return error_code((enum fetch_error)e);
+}
+
+static void
+check_summary(json_t *o, const struct tally *t, double elapsed_ms)
+{
+	static const char *const keys[] = {"total", "ok", "failed",
+	    "status_counts", "error_counts", "elapsed_ms", NULL};
+
+	expect_keys(o, keys, "summary keys");
+	expect_int(json_object_get(o, "total"), (long long)t->total, "total");
+	expect_int(json_object_get(o, "ok"), (long long)t->ok, "ok");
+	expect_int(json_object_get(o, "failed"), (long long)(t->total - t->ok),
+	    "failed");
+	expect_counts(json_object_get(o, "status_counts"), t->statuses,
+	    STATUS_LIMIT, status_name, "status_counts");
+	expect_counts(json_object_get(o, "error_counts"), t->errors,
+	    FETCH_E_COUNT, error_name, "error_counts");
+	expect_ms(json_object_get(o, "elapsed_ms"), elapsed_ms, "elapsed_ms");
+}
+
+/* render_error()'s body for a code and message of any bytes. */
+static void
+check_error_body(struct input *in)
+{
+	static const char *const keys[] = {"error", NULL};
+	char *code = in_text(in),
+	     *message = in_byte(in) & 1 ? in_text(in) : NULL;
+	char *text = render_error(code, message);
+	json_error_t jerr;
+	json_t *o;
+
+	if (text == NULL)
+		fail("render_error", "NULL");
+	if ((o = json_loads(text, 0, &jerr)) == NULL)
+		fail(jerr.text, text);
+	expect_keys(o, keys, "error body keys");
+	check_error_fields(json_object_get(o, "error"), code, message);
+	json_decref(o);
+	free(text);
+	free(code);
+	free(message);
+}
+
+/* ------------------------------------------------------------ the answer */
+
+struct sink {
+	char *buf;
+	size_t len, cap;
+};
+
+static int
+sink_emit(const char *data, size_t size, void *arg)
+{
+	struct sink *sink = arg;
+
+	if (sink->len + size > sink->cap) {
+		sink->cap = (sink->len + size) * 2;
+		if ((sink->buf = realloc(sink->buf, sink->cap)) == NULL)
+			abort();
+	}
+	memcpy(sink->buf + sink->len, data, size);
+	sink->len += size;
+	return 0;
+}
+
+/* The whole answer as batch_write() writes it. */
+static json_t *
+render_answer(const struct item *items, size_t n, const struct summary *s)
+{
+	struct sink sink = {NULL, 0, 0};
+	struct render_out out;
+	json_error_t jerr;
+	json_t *answer;
+	size_t i;
+
+	render_out_init(&out, sink_emit, &sink);
+	RENDER_OUT_LITERAL(&out, "{\"results\":[");
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			RENDER_OUT_LITERAL(&out, ",");
+		render_result_out(&out, i, &items[i].spec, &items[i].result);
+	}
+	RENDER_OUT_LITERAL(&out, "],\"summary\":");
+	render_summary_out(&out, s);
+	RENDER_OUT_LITERAL(&out, "}\n");
+	if (render_out_flush(&out) != 0)
+		fail("render", "the answer failed");
+	answer = json_loadb(sink.buf, sink.len, JSON_ALLOW_NUL, &jerr);
+	if (answer == NULL) {
+		fprintf(stderr, "%.*s\n", (int)sink.len, sink.buf);
+		fail("not JSON", jerr.text);
+	}
+	free(sink.buf);
+	return answer;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct input in = {data, size};
+	struct item items[MAX_RESULTS];
+	struct summary summary = {0};
+	struct tally *tally = calloc(1, sizeof(*tally));
+	uint8_t flags = in_byte(&in);
+	size_t n = flags % MAX_RESULTS + 1, extra, i;
+	json_t *answer, *results;
+
+	if (tally == NULL ||
+	    ((flags & 0x80) && summary_reserve(&summary, 9) != 0))
+		abort();
+	for (i = 0; i < n; i++) {
+		in_item(&in, &items[i]);
+		tally_add(tally, &summary, &items[i].result);
+	}
+	/* more statuses and errors, past the summary's inline list */
+	for (extra = in_byte(&in); extra > 0; extra--) {
+		struct fetch_result r = {
+		    .error =
+		        (enum fetch_error)(in_byte(&in) % (FETCH_E_COUNT + 2)),
+		    .status = (long)(in_u64(&in, 2) % 1100) - 50,
+		};
+
+		tally_add(tally, &summary, &r);
+	}
+	summary.elapsed_ms = in_double(&in);
+	answer = render_answer(items, n, &summary);
+	results = json_object_get(answer, "results");
+	expect(json_array_size(results) == n, "results", results);
+	for (i = 0; i < n; i++)
+		check_result(json_array_get(results, i), i, &items[i]);
+	check_summary(
+	    json_object_get(answer, "summary"), tally, summary.elapsed_ms);
+	check_error_body(&in);
+	json_decref(answer);
+	for (i = 0; i < n; i++)
+		item_free(&items[i]);
+	summary_reset(&summary);
+	free(tally);
+	return 0;
+}
