@@ -589,3 +589,10 @@ def _content_length(head):
             except ValueError:
                 return None
     return None
+
+
+def use_tmpdir(path):
+    """Keep this run's files (configs, stderr) in path, an existing
+    directory, instead of a fresh one; remove_tmpdir() removes it."""
+    global _tmpdir
+    _tmpdir = path
