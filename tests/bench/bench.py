@@ -61,11 +61,13 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # the source tree may be read-only
+
 from benchlib import (BENCH, PY, Results, Sampler, TOP, cpu_ticks,
                       cpu_us_per, env_int, fanout, harness, log, mib,
                       numbered, proc_status, report_stderr, run, run_curl,
                       run_py_requests, run_wrk, use_binaries,
-                      write_curl_config)
+                      write_curl_config)  # noqa: E402
 
 # scenario, contender, metric (fnmatch patterns), op, bound, shown as
 TARGETS = [
