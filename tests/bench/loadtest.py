@@ -53,7 +53,9 @@ Every knob also has an environment variable: LOADTEST_CLIENTS,
 LOADTEST_REQUESTS, LOADTEST_SEED, LOADTEST_MAX_PEAK_MIB,
 LOADTEST_MAX_GROWTH_MIB, LOADTEST_SLOW_READERS, LOADTEST_SLOW_INTERVAL,
 LOADTEST_SLOW_SECONDS, LOADTEST_SLOW_URLS, LOADTEST_SLOW_URL_BYTES,
-LOADTEST_RSS_TSV; LOADTEST_FANOUTD names another binary (an ASan build).
+LOADTEST_RSS_TSV, LOADTEST_CLIENT_TIMEOUT_MS (the daemon's
+client_timeout_ms, 30000 as its default); LOADTEST_FANOUTD names another
+binary (an ASan build).
 Prints a report and "loadtest: PASS" or "loadtest: FAIL"; exits 0 or 1.
 Standard library only.
 """
@@ -63,9 +65,7 @@ import http.client
 import json
 import os
 import random
-import select
 import signal
-import socket
 import sys
 import threading
 import time
@@ -74,9 +74,10 @@ sys.dont_write_bytecode = True  # the source tree may be read-only
 
 from benchlib import (Sampler, env_float, env_int, harness, mib,  # noqa: E402
                       proc_status, run, use_binaries)
+from slowread import (MEM_KEYS, SlowReaders, memory_report,  # noqa: E402
+                      slow_items, write_series)
 
 IDLE_MS = 2000
-CLIENT_TIMEOUT_MS = 30000  # the daemon's default, said here to be shown
 MAX_RESPONSE_BYTES = 4096
 DEADLINE_S = 150
 HANG_TIMEOUT_MS = 300
@@ -84,7 +85,6 @@ STATUSES = [200, 201, 204, 404, 500, 503]
 # kind -> share of items
 MIX = [("status", 36), ("delay", 25), ("bytes", 10), ("big", 6),
        ("hang", 8), ("reset", 8), ("number", 4), ("gopher", 3)]
-MEM_KEYS = ("VmRSS", "RssAnon", "VmHWM", "Threads")
 
 
 class Plan:
@@ -304,287 +304,6 @@ def pct(v, p):
     return v[min(len(v) - 1, int(len(v) * p))] if v else float("nan")
 
 
-# Slow readers.
-
-TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV",
-              "04": "FIN_WAIT1", "05": "FIN_WAIT2", "06": "TIME_WAIT",
-              "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK",
-              "0A": "LISTEN", "0B": "CLOSING"}
-
-
-def tcp_table():
-    """{(local port, remote port): (state, tx_queue, rx_queue)} of the
-    IPv4 TCP sockets (/proc/net/tcp); rx_queue is what the owner has not
-    read yet, tx_queue what the peer has not acknowledged."""
-    out = {}
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            p = line.split()
-            tx, rx = (int(x, 16) for x in p[4].split(":"))
-            out[(int(p[1].rsplit(":", 1)[1], 16),
-                 int(p[2].rsplit(":", 1)[1], 16))] = (p[3], tx, rx)
-    return out
-
-
-def slow_items(up, n, url_bytes):
-    """n URLs of /redirect?to=T, T a URL url_bytes long: each result
-    carries both, so the answer is about 2 * url_bytes * n bytes."""
-    base = up.url("/status/200?pad=")
-    items = []
-    for i in range(n):
-        target = "%s%0*d" % (base, max(url_bytes - len(base), 8), i)
-        items.append(up.url("/redirect?to=" + harness.urlquote(target)))
-    return items
-
-
-class SlowReader(threading.Thread):
-    """One client that POSTs a fan-out and then reads its answer one byte
-    every interval seconds until `seconds` have passed since the request
-    went out; the socket stays open until close().  Times are seconds
-    since the request went out."""
-
-    def __init__(self, idx, port, body, stream, interval, seconds):
-        super().__init__(daemon=True)
-        self.idx, self.port, self.stream = idx, port, stream
-        self.body, self.interval, self.seconds = body, interval, seconds
-        self.sock = None
-        self.local_port = None
-        self.t0 = None
-        self.first = None       # the first byte of the answer was there
-        self.got = b""          # the bytes read
-        self.head = b""         # the answer's head, peeked at
-        self.client_end = None  # (time, "EOF" or "reset") seen by recv
-        self.server_end = None  # (time, state) of the daemon's end
-        self.error = None
-
-    def run(self):
-        try:
-            self._run()
-        except OSError as e:
-            self.error = "slow reader %d: %r" % (self.idx, e)
-
-    def _run(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        self.sock = s
-        path = "/fetch?stream=1" if self.stream else "/fetch"
-        s.sendall(("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                   "Content-Type: application/json\r\n"
-                   "Content-Length: %d\r\n\r\n" % (path, len(self.body))
-                   ).encode() + self.body)
-        self.t0 = time.monotonic()
-        self.local_port = s.getsockname()[1]  # for the Watcher, after t0
-        end = self.t0 + self.seconds
-        tick = self.t0 + self.interval
-        while time.monotonic() < end and self.client_end is None:
-            # Until the answer starts, watch for its first byte; then
-            # only wake for the ticks.
-            wait = max(0.0, min(tick, end) - time.monotonic())
-            if self.first is None:
-                if select.select([s], [], [], wait)[0]:
-                    self.first = time.monotonic() - self.t0
-            else:
-                time.sleep(wait)
-            if time.monotonic() >= tick:
-                tick += self.interval
-                self._tick(s)
-
-    def _tick(self, s):
-        try:
-            if b"\r\n\r\n" not in self.head:
-                self.head = self.got + s.recv(
-                    8192, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            b = s.recv(1, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        except ConnectionResetError:
-            self.client_end = (time.monotonic() - self.t0, "reset")
-            return
-        if not b:
-            self.client_end = (time.monotonic() - self.t0, "EOF")
-        else:
-            self.got += b
-
-    @property
-    def read(self):
-        return len(self.got)
-
-    def size(self):
-        """The whole answer's size in bytes, head included, when it has a
-        Content-Length; else None."""
-        length = self.status()[1]
-        if length is None:
-            return None
-        return self.head.index(b"\r\n\r\n") + 4 + length
-
-    def status(self):
-        """The answer's status code and Content-Length (None if unseen)."""
-        head = self.head.split(b"\r\n\r\n")[0].decode("latin-1")
-        lines = head.split("\r\n")
-        status = length = None
-        if lines[0].startswith("HTTP/") and len(lines[0].split()) > 1:
-            status = int(lines[0].split()[1])
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            if k.strip().lower() == "content-length":
-                length = int(v)
-        return status, length
-
-    def close(self):
-        if self.sock is not None:
-            self.sock.close()
-
-
-class Watcher(threading.Thread):
-    """Notes when the daemon's end of each slow reader's connection
-    leaves ESTABLISHED (closed, or gone), every 0.25 s."""
-
-    def __init__(self, readers, dport):
-        super().__init__(daemon=True)
-        self.readers, self.dport = readers, dport
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.wait(0.25):
-            table = tcp_table()
-            for r in self.readers:
-                if r.local_port is None or r.server_end is not None:
-                    continue
-                e = table.get((self.dport, r.local_port))
-                if e is None or e[0] != "01":
-                    r.server_end = (time.monotonic() - r.t0,
-                                    TCP_STATES.get(e[0], e[0]) if e
-                                    else "gone")
-
-
-def span(values, unit="", digits=1):
-    """'a–b unit' or 'a unit' of a list of numbers."""
-    if not values:
-        return "—"
-    lo, hi = min(values), max(values)
-    f = "%%.%df" % digits
-    text = f % lo if round(lo, digits) == round(hi, digits) else (
-        (f + "–" + f) % (lo, hi))
-    return text + unit
-
-
-def slow_report(readers, queues, a):
-    """Lines on the slow readers; queues: {reader: (client rx, server tx)}
-    at the end of their time."""
-    out = []
-    for stream in (False, True):
-        group = [r for r in readers if r.stream == stream]
-        if not group:
-            continue
-        statuses = collections.Counter(r.status()[0] for r in group)
-        lengths = [r.status()[1] for r in group if r.status()[1]]
-        cut = [r for r in group if r.server_end or r.client_end]
-        line = ("    %s (%d): HTTP %s" % (
-            "streaming" if stream else "buffered", len(group),
-            ", ".join("%s x%d" % (k, v) for k, v in statuses.items())))
-        if lengths:
-            line += ", answer %s MiB" % span([mib(x / 1024) for x in lengths])
-        line += "; first byte at %s" % span(
-            [r.first for r in group if r.first is not None], " s")
-        line += "; read %s bytes each" % span([r.read for r in group],
-                                                digits=0)
-        out.append(line)
-        line = "      cut off: %d of %d" % (len(cut), len(group))
-        if cut:
-            ends = [r.server_end[0] for r in cut if r.server_end]
-            states = collections.Counter(r.server_end[1] for r in cut
-                                         if r.server_end)
-            seen = collections.Counter(r.client_end[1] for r in cut
-                                       if r.client_end)
-            line += ", the daemon's end closed at %s (%s)" % (
-                span(ends, " s"), ", ".join("%s x%d" % kv
-                                            for kv in states.items()))
-            if seen:
-                line += "; the reader saw %s" % ", ".join(
-                    "%s x%d" % kv for kv in seen.items())
-        left = [sum(queues.get(r, (0, 0))) + r.read for r in group]
-        line += "; at %g s, %s MiB of each answer had left the daemon " \
-                "(read + socket queues)" % (a.slow_seconds,
-                                            span([mib(x / 1024)
-                                                  for x in left]))
-        sizes = [r.size() for r in group]
-        if None not in sizes:
-            line += ", %s MiB had not" % span(
-                [mib(max(0, n - k) / 1024) for n, k in zip(sizes, left)])
-        out.append(line)
-    return out
-
-
-def memory_report(base, sampler, after):
-    """Lines on VmRSS, RssAnon and VmHWM: baseline, peak, growth, after,
-    and a time line."""
-    peak = sampler.max
-    at = max(sampler.series, key=lambda s: s[1]["VmRSS"])[0] \
-        if sampler.series else 0
-    out = ["  daemon memory, MiB:   VmRSS  RssAnon  VmHWM",
-           "    baseline          %7.1f  %7.1f  %5.1f"
-           % (mib(base["VmRSS"]), mib(base["RssAnon"]), mib(base["VmHWM"])),
-           "    peak              %7.1f  %7.1f  %5.1f   (VmRSS at %.1f s)"
-           % (mib(peak["VmRSS"]), mib(peak["RssAnon"]), mib(peak["VmHWM"]),
-              at),
-           "    growth            %+7.1f  %+7.1f  %+5.1f"
-           % (mib(peak["VmRSS"] - base["VmRSS"]),
-              mib(peak["RssAnon"] - base["RssAnon"]),
-              mib(peak["VmHWM"] - base["VmHWM"])),
-           "    after (idle)      %7.1f  %7.1f  %5.1f"
-           % (mib(after["VmRSS"]), mib(after["RssAnon"]),
-              mib(after["VmHWM"]))]
-    points, step, nxt = [], 5.0, 0.0
-    for t, s in sampler.series:
-        if t >= nxt:
-            points.append("%2.0f s %5.1f/%-5.1f" % (t, mib(s["VmRSS"]),
-                                                     mib(s["RssAnon"])))
-            nxt += step
-    out.append("    VmRSS/RssAnon every %.0f s:" % step)
-    for i in range(0, len(points), 5):
-        out.append(("      " + "  ".join(points[i:i + 5])).rstrip())
-    return out
-
-
-def write_series(path, sampler):
-    with open(path, "w") as f:
-        f.write("seconds\t" + "\t".join(MEM_KEYS) + "\n")
-        for t, s in sampler.series:
-            f.write("%.3f\t%s\n" % (t, "\t".join(str(s[k])
-                                                  for k in MEM_KEYS)))
-
-
-def start_slow(a, up, d):
-    body = json.dumps(slow_items(up, a.slow_urls,
-                                 a.slow_url_bytes)).encode()
-    readers = [SlowReader(i, d.port, body, i % 2 == 1, a.slow_interval,
-                          a.slow_seconds) for i in range(a.slow_readers)]
-    for r in readers:
-        r.start()
-    watcher = Watcher(readers, d.port)
-    watcher.start()
-    return readers, watcher, len(body)
-
-
-def end_slow(readers, watcher, dport):
-    """Wait out the readers; their socket queues; close them."""
-    for r in readers:
-        r.join()
-    table = tcp_table()
-    queues = {}
-    for r in readers:
-        if r.local_port is not None:
-            mine = table.get((r.local_port, dport), ("", 0, 0))
-            theirs = table.get((dport, r.local_port), ("", 0, 0))
-            queues[r] = (mine[2], theirs[1])
-    time.sleep(0.3)  # one more look by the watcher before we close
-    watcher.stop.set()
-    watcher.join()
-    for r in readers:
-        r.close()
-    return queues
-
-
 # The run.
 
 def options():
@@ -611,6 +330,8 @@ def options():
                     default=env_int("LOADTEST_SLOW_URLS", 1000))
     ap.add_argument("--slow-url-bytes", type=int,
                     default=env_int("LOADTEST_SLOW_URL_BYTES", 3000))
+    ap.add_argument("--client-timeout-ms", type=int,
+                    default=env_int("LOADTEST_CLIENT_TIMEOUT_MS", 30000))
     ap.add_argument("--rss-tsv", default=os.environ.get("LOADTEST_RSS_TSV"))
     a = ap.parse_args()
     if not a.slow_readers:  # the slow-reader mode judges only when asked
@@ -638,11 +359,16 @@ def load(a, up, d):
     base = quiet_status(pid)
 
     sampler = Sampler(pid, 0.1, MEM_KEYS, series=True).start()
-    slow = start_slow(a, up, d) if a.slow_readers else None
+    slow = None
+    if a.slow_readers:
+        slow = SlowReaders(a.slow_readers, d.port,
+                           slow_items(up, a.slow_urls, a.slow_url_bytes),
+                           a.slow_interval, a.slow_seconds).start()
     t0 = time.perf_counter()
     stats = round_of(a, a.clients, a.requests, a.seed)
     elapsed = time.perf_counter() - t0
-    queues = end_slow(slow[0], slow[1], d.port) if slow else {}
+    if slow:
+        slow.finish()
     sampler.stop()
     after = quiet_status(pid)
     if a.rss_tsv:
@@ -681,20 +407,14 @@ def load(a, up, d):
     print("  daemon threads: baseline %d, peak %d, after %d"
           % (base["Threads"], sampler.max["Threads"], after["Threads"]))
     if slow:
-        readers, _, body_bytes = slow
         print("  slow readers: %d, each %d URLs (a %.1f MiB request), one "
               "byte read every %g s for %g s; the daemon's "
               "client_timeout_ms is %d"
-              % (len(readers), a.slow_urls, mib(body_bytes / 1024),
-                 a.slow_interval, a.slow_seconds, CLIENT_TIMEOUT_MS))
-        for line in slow_report(readers, queues, a):
+              % (a.slow_readers, a.slow_urls, len(slow.body) / 1048576,
+                 a.slow_interval, a.slow_seconds, a.client_timeout_ms))
+        for line in slow.report():
             print(line)
-        for r in readers:
-            if r.error:
-                violations.append(r.error)
-            elif r.status()[0] not in (None, 200):
-                violations.append("slow reader %d: HTTP %d"
-                                  % (r.idx, r.status()[0]))
+        violations += slow.problems()
         for line in memory_report(base, sampler, after):
             print(line)
         if not (a.max_peak_mib or a.max_growth_mib):
@@ -709,7 +429,7 @@ def main(a):
         "workers": {"threads": 64, "queue_limit": 10000, "idle_ms": IDLE_MS},
         "limits": {"max_urls": 1000, "max_response_bytes": MAX_RESPONSE_BYTES,
                    "request_timeout_ms": 60000,
-                   "client_timeout_ms": CLIENT_TIMEOUT_MS},
+                   "client_timeout_ms": a.client_timeout_ms},
         "fetch": {"timeout_ms": 10000},
     }
     if a.slow_readers:  # room for the slow readers' requests
