@@ -379,6 +379,8 @@ OPS = {">=": lambda v, b: v >= b, "<=": lambda v, b: v <= b,
 def fmt(v):
     if v is None:
         return "—"
+    if v != v:
+        return "nan"  # wrk printed no p99
     a = abs(v)
     if v == int(v) and a < 1e6:
         return "{:,d}".format(int(v))
