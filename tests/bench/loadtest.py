@@ -1,16 +1,20 @@
-#!/usr/bin/env python3
-"""The load test behind scripts/loadtest (issue 3): many clients, hostile
-targets, every answer checked, the daemon's memory watched.
+#!/usr/bin/python3
+"""scripts/loadtest (issue 3): many clients, hostile targets, every answer
+checked, the daemon's memory watched.  Run it through scripts/loadtest,
+which builds what it needs.
 
-    loadtest.py --port P --upstream URL --pid PID --idle-ms MS \
-        --max-response-bytes N [--clients 50] [--requests 20] [--seed S]
+    loadtest.py [--clients 50] [--requests 20] [--seed 1]
+                [--max-peak-mib 128] [--max-growth-mib 16]
+                [--slow-readers [N]]
 
-CLIENTS threads each send REQUESTS fan-outs of 10-50 items over one
-keep-alive connection, half of them streaming (?stream=1).  The items mix
-normal targets (/status/N, /delay/X, /bytes/N within the cap) with hostile
-ones: /hang with a 300 ms item timeout, /reset, /bytes/N above
-max_response_bytes, a number item and a gopher:// URL.  Each item's kind
-fixes what its result must say, and every answer is checked whole:
+Starts the C upstream and fanoutd (64 threads, idle_ms 2000,
+max_response_bytes 4096) through the integration harness.  CLIENTS threads
+each send REQUESTS fan-outs of 10-50 items over one keep-alive connection,
+half of them streaming (?stream=1).  The items mix normal targets
+(/status/N, /delay/X, /bytes/N within the cap) with hostile ones: /hang
+with a 300 ms item timeout, /reset, /bytes/N above max_response_bytes, a
+number item and a gopher:// URL.  Each item's kind fixes what its result
+must say, and every answer is checked whole:
 
   - HTTP 200, the right Content-Type; buffered results in input order,
     streamed ones each index exactly once, then a summary line;
@@ -20,59 +24,67 @@ fixes what its result must say, and every answer is checked whole:
     to what the results say.
 
 Nothing may be lost: every request sent gets its answer.  The daemon's
-VmRSS and thread count are sampled every 100 ms: "baseline" is VmRSS after
-a warm-up round and idle_ms of quiet (idle workers gone), "peak" the
-largest sample during the run, "after" VmRSS after the same quiet.  The
-run fails when peak exceeds --max-peak-mib or after exceeds baseline by
-more than --max-growth-mib.  Prints a short report; exits 1 on any
-violation.  Standard library only.
+VmRSS, RssAnon, VmHWM and thread count are sampled every 100 ms:
+"baseline" is VmRSS after a warm-up round and idle_ms of quiet (idle
+workers gone), "peak" the largest sample during the run, "after" VmRSS
+after the same quiet.  The run fails when peak exceeds --max-peak-mib or
+after exceeds baseline by more than --max-growth-mib, when the daemon no
+longer answers /healthz, dies, does not exit 0 on SIGTERM or writes a
+sanitizer report, or when the whole run overruns its deadline (150 s, plus
+the slow readers' time).
+
+Slow readers (--slow-readers [N], or LOADTEST_SLOW_READERS=N; 12 when the
+mode is on): while the clients above run, N more clients each POST a
+fan-out whose answer is large (--slow-urls, 1000, URLs of /redirect?to=
+a URL --slow-url-bytes, 3000, long, so that each result carries two long
+URLs: about 6 MiB; every other one streaming), then read the answer one
+byte every --slow-interval (4) seconds for --slow-seconds (45: longer than
+the daemon's client_timeout_ms), and close.  The mode reports, and does not
+judge: the daemon's VmRSS, RssAnon and VmHWM at baseline, at peak and
+after, their growth, a time line, and per reader whether the daemon cut
+it off (its end of the connection left ESTABLISHED, seen in
+/proc/net/tcp), when, and how much of the answer sat in the kernel's
+socket queues.  In this mode the memory limits apply only when given
+(--max-peak-mib, --max-growth-mib or their variables); the daemon's
+queue_limit and max_request_bytes grow to admit the readers' fan-outs.
+--rss-tsv FILE writes every sample.
+
+Every knob also has an environment variable: LOADTEST_CLIENTS,
+LOADTEST_REQUESTS, LOADTEST_SEED, LOADTEST_MAX_PEAK_MIB,
+LOADTEST_MAX_GROWTH_MIB, LOADTEST_SLOW_READERS, LOADTEST_SLOW_INTERVAL,
+LOADTEST_SLOW_SECONDS, LOADTEST_SLOW_URLS, LOADTEST_SLOW_URL_BYTES,
+LOADTEST_RSS_TSV, LOADTEST_CLIENT_TIMEOUT_MS (the daemon's
+client_timeout_ms, 30000 as its default); LOADTEST_FANOUTD names another
+binary (an ASan build).
+Prints a report and "loadtest: PASS" or "loadtest: FAIL"; exits 0 or 1.
+Standard library only.
 """
 import argparse
 import collections
 import http.client
 import json
+import os
 import random
+import signal
 import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # the source tree may be read-only
+
+from benchlib import (Sampler, env_float, env_int, harness, mib,  # noqa: E402
+                      proc_status, run, use_binaries)
+from slowread import (MEM_KEYS, SlowReaders, memory_report,  # noqa: E402
+                      slow_items, write_series)
+
+IDLE_MS = 2000
+MAX_RESPONSE_BYTES = 4096
+DEADLINE_S = 150
 HANG_TIMEOUT_MS = 300
 STATUSES = [200, 201, 204, 404, 500, 503]
 # kind -> share of items
 MIX = [("status", 36), ("delay", 25), ("bytes", 10), ("big", 6),
        ("hang", 8), ("reset", 8), ("number", 4), ("gopher", 3)]
-
-
-def rss_kib(pid):
-    """(VmRSS KiB, Threads) of pid."""
-    rss = threads = 0
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                threads = int(line.split()[1])
-    return rss, threads
-
-
-class Sampler(threading.Thread):
-    def __init__(self, pid):
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = self.peak_threads = 0
-        self.samples = 0
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                rss, threads = rss_kib(self.pid)
-            except OSError:
-                return
-            self.peak = max(self.peak, rss)
-            self.peak_threads = max(self.peak_threads, threads)
-            self.samples += 1
-            self.stop.wait(0.1)
 
 
 class Plan:
@@ -235,7 +247,7 @@ def client(cid, a, stats, nreq, seed):
     rng = random.Random(seed * 1000 + cid)
     conn = None
     for k in range(nreq):
-        plan = Plan(rng, a.upstream, a.max_response_bytes,
+        plan = Plan(rng, a.upstream, MAX_RESPONSE_BYTES,
                     "c%d-r%d" % (cid, k), rng.randint(10, 50))
         stream = k % 2 == 1
         body = json.dumps(plan.items)
@@ -271,7 +283,7 @@ def client(cid, a, stats, nreq, seed):
 
 def round_of(a, nclients, nreq, seed):
     stats = Stats()
-    threads = [threading.Thread(target=client,
+    threads = [threading.Thread(target=client, daemon=True,
                                 args=(c, a, stats, nreq, seed))
                for c in range(nclients)]
     for t in threads:
@@ -281,10 +293,10 @@ def round_of(a, nclients, nreq, seed):
     return stats
 
 
-def quiet_rss(a):
-    """VmRSS once idle workers have had time to exit."""
-    time.sleep(a.idle_ms / 1000 + 1.0)
-    return rss_kib(a.pid)
+def quiet_status(pid):
+    """/proc status once idle workers have had time to exit."""
+    time.sleep(IDLE_MS / 1000 + 1.0)
+    return proc_status(pid, MEM_KEYS)
 
 
 def pct(v, p):
@@ -292,46 +304,89 @@ def pct(v, p):
     return v[min(len(v) - 1, int(len(v) * p))] if v else float("nan")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--upstream", required=True)
-    ap.add_argument("--pid", type=int, required=True)
-    ap.add_argument("--idle-ms", type=int, required=True)
-    ap.add_argument("--max-response-bytes", type=int, required=True)
-    ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--requests", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--max-peak-mib", type=float, default=128)
-    ap.add_argument("--max-growth-mib", type=float, default=16)
+# The run.
+
+def options():
+    ap = argparse.ArgumentParser(
+        description="fanoutd load test (see the top of tests/bench/"
+        "loadtest.py)")
+    slow = env_int("LOADTEST_SLOW_READERS", 0)
+    ap.add_argument("--clients", type=int,
+                    default=env_int("LOADTEST_CLIENTS", 50))
+    ap.add_argument("--requests", type=int,
+                    default=env_int("LOADTEST_REQUESTS", 20))
+    ap.add_argument("--seed", type=int, default=env_int("LOADTEST_SEED", 1))
+    ap.add_argument("--max-peak-mib", type=float,
+                    default=env_float("LOADTEST_MAX_PEAK_MIB", None))
+    ap.add_argument("--max-growth-mib", type=float,
+                    default=env_float("LOADTEST_MAX_GROWTH_MIB", None))
+    ap.add_argument("--slow-readers", type=int, nargs="?", metavar="N",
+                    const=slow or 12, default=slow)
+    ap.add_argument("--slow-interval", type=float,
+                    default=env_float("LOADTEST_SLOW_INTERVAL", 4))
+    ap.add_argument("--slow-seconds", type=float,
+                    default=env_float("LOADTEST_SLOW_SECONDS", 45))
+    ap.add_argument("--slow-urls", type=int,
+                    default=env_int("LOADTEST_SLOW_URLS", 1000))
+    ap.add_argument("--slow-url-bytes", type=int,
+                    default=env_int("LOADTEST_SLOW_URL_BYTES", 3000))
+    ap.add_argument("--client-timeout-ms", type=int,
+                    default=env_int("LOADTEST_CLIENT_TIMEOUT_MS", 30000))
+    ap.add_argument("--rss-tsv", default=os.environ.get("LOADTEST_RSS_TSV"))
     a = ap.parse_args()
+    if not a.slow_readers:  # the slow-reader mode judges only when asked
+        a.max_peak_mib = a.max_peak_mib or 128
+        a.max_growth_mib = a.max_growth_mib or 16
+    if a.slow_urls > 1000 or a.slow_url_bytes > 8000:
+        ap.error("--slow-urls is at most 1000 (max_urls), --slow-url-bytes "
+                 "at most 8000 (the daemon's URL limit)")
+    return a
 
-    fresh, _ = rss_kib(a.pid)
+
+class Overrun(Exception):
+    pass
+
+
+def overrun(signum, frame):
+    raise Overrun
+
+
+def load(a, up, d):
+    """The measured run; returns the violations."""
+    pid = d.process.pid
+    fresh = proc_status(pid, MEM_KEYS)
     warm = round_of(a, a.clients, 1, a.seed + 1)
-    baseline, base_threads = quiet_rss(a)
+    base = quiet_status(pid)
 
-    sampler = Sampler(a.pid)
-    sampler.start()
+    sampler = Sampler(pid, 0.1, MEM_KEYS, series=True).start()
+    slow = None
+    if a.slow_readers:
+        slow = SlowReaders(a.slow_readers, d.port,
+                           slow_items(up, a.slow_urls, a.slow_url_bytes),
+                           a.slow_interval, a.slow_seconds).start()
     t0 = time.perf_counter()
     stats = round_of(a, a.clients, a.requests, a.seed)
     elapsed = time.perf_counter() - t0
-    sampler.stop.set()
-    sampler.join()
-    after, after_threads = quiet_rss(a)
+    if slow:
+        slow.finish()
+    sampler.stop()
+    after = quiet_status(pid)
+    if a.rss_tsv:
+        write_series(a.rss_tsv, sampler)
 
     violations = warm.violations + stats.violations
     if stats.answered != stats.sent:
         violations.append("%d requests sent, %d answered"
                           % (stats.sent, stats.answered))
-    mib = lambda k: k / 1024.0
-    if mib(sampler.peak) > a.max_peak_mib:
+    if a.max_peak_mib and mib(sampler.max["VmRSS"]) > a.max_peak_mib:
         violations.append("peak RSS %.1f MiB above %.0f MiB"
-                          % (mib(sampler.peak), a.max_peak_mib))
-    if mib(after - baseline) > a.max_growth_mib:
+                          % (mib(sampler.max["VmRSS"]), a.max_peak_mib))
+    growth = after["VmRSS"] - base["VmRSS"]
+    if a.max_growth_mib and mib(growth) > a.max_growth_mib:
         violations.append("RSS after the run %.1f MiB, %.1f MiB above the "
-                          "baseline (allowed %.0f)" % (mib(after),
-                                                       mib(after - baseline),
-                                                       a.max_growth_mib))
+                          "baseline (allowed %.0f)"
+                          % (mib(after["VmRSS"]), mib(growth),
+                             a.max_growth_mib))
 
     print("loadtest: %d clients x %d fan-outs (half streaming), %d items, "
           "%.1f s, %.0f fan-outs/s, %.0f items/s"
@@ -346,18 +401,78 @@ def main():
              max(stats.latency or [0])))
     print("  daemon RSS: fresh %.1f MiB, baseline %.1f MiB (after warm-up "
           "and %d ms idle), peak %.1f MiB (%d samples), after %.1f MiB "
-          "(%+.1f MiB)" % (mib(fresh), mib(baseline), a.idle_ms,
-                           mib(sampler.peak), sampler.samples, mib(after),
-                           mib(after - baseline)))
+          "(%+.1f MiB)" % (mib(fresh["VmRSS"]), mib(base["VmRSS"]), IDLE_MS,
+                           mib(sampler.max["VmRSS"]), sampler.count,
+                           mib(after["VmRSS"]), mib(growth)))
     print("  daemon threads: baseline %d, peak %d, after %d"
-          % (base_threads, sampler.peak_threads, after_threads))
+          % (base["Threads"], sampler.max["Threads"], after["Threads"]))
+    if slow:
+        print("  slow readers: %d, each %d URLs (a %.1f MiB request), one "
+              "byte read every %g s for %g s; the daemon's "
+              "client_timeout_ms is %d"
+              % (a.slow_readers, a.slow_urls, len(slow.body) / 1048576,
+                 a.slow_interval, a.slow_seconds, a.client_timeout_ms))
+        for line in slow.report():
+            print(line)
+        violations += slow.problems()
+        for line in memory_report(base, sampler, after):
+            print(line)
+        if not (a.max_peak_mib or a.max_growth_mib):
+            print("  memory not judged (LOADTEST_MAX_PEAK_MIB and "
+                  "LOADTEST_MAX_GROWTH_MIB judge when set)")
+    return violations
+
+
+def main(a):
+    up = harness.Upstream()
+    config = {
+        "workers": {"threads": 64, "queue_limit": 10000, "idle_ms": IDLE_MS},
+        "limits": {"max_urls": 1000, "max_response_bytes": MAX_RESPONSE_BYTES,
+                   "request_timeout_ms": 60000,
+                   "client_timeout_ms": a.client_timeout_ms},
+        "fetch": {"timeout_ms": 10000},
+    }
+    if a.slow_readers:  # room for the slow readers' requests
+        config["limits"]["max_request_bytes"] = 16 << 20
+        config["workers"]["queue_limit"] += a.slow_readers * a.slow_urls
+    d = harness.Daemon(config)
+    a.port, a.upstream = d.port, up.url("")
+
+    signal.signal(signal.SIGALRM, overrun)
+    signal.alarm(int(DEADLINE_S + (a.slow_seconds if a.slow_readers else 0)))
+    try:
+        violations = load(a, up, d)
+    except Overrun:
+        violations = ["the run did not end within its deadline"]
+    signal.alarm(0)
     if violations:
         print("  VIOLATIONS: %d; first ones:" % len(violations))
         for v in violations[:15]:
             print("    " + v)
-        sys.exit(1)
-    print("  no violations")
+    else:
+        print("  no violations")
+
+    rc = 1 if violations else 0
+    try:
+        healthy = d.request("GET", "/healthz", timeout=5).status == 200
+    except OSError:
+        healthy = False
+    if not healthy:
+        print("  VIOLATION: the daemon no longer answers /healthz")
+        rc = 1
+    for problem in d.stop():
+        print("  VIOLATION: " + problem[:1000])
+        rc = 1
+    err = d.process.stderr().splitlines()
+    if err:
+        print("  daemon stderr (%d lines), last:" % len(err))
+        for line in err[-3:]:
+            print("    " + line)
+    print("loadtest: %s" % ("PASS" if rc == 0 else "FAIL"))
+    return rc
 
 
 if __name__ == "__main__":
-    main()
+    opts = options()
+    use_binaries(os.environ.get("LOADTEST_FANOUTD"))
+    run(lambda work: main(opts), "fanoutd-loadtest")

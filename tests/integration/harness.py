@@ -804,3 +804,9 @@ def run_daemon_with_resolver(dns, config=None, host="127.0.0.1"):
     d = ResolverDaemon(dns, config, host)
     _private.add(d)
     return d
+
+def use_tmpdir(path):
+    """Keep this run's files (configs, stderr) in path, an existing
+    directory, instead of a fresh one; remove_tmpdir() removes it."""
+    global _tmpdir
+    _tmpdir = path
