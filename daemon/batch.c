@@ -193,46 +193,26 @@ batch_summary(const struct batch *b)
 	return &b->summary;
 }
 
-int
-batch_write(struct batch *b, json_dump_callback_t emit, void *data)
+const struct fetch_spec *
+batch_item(const struct batch *b, size_t index)
 {
-	struct render_out out;
-	size_t i;
-
-	render_out_init(&out, emit, data);
-	RENDER_OUT_LITERAL(&out, "{\"results\":[");
-	for (i = 0; i < b->spec->count; i++) {
-		if (i > 0)
-			RENDER_OUT_LITERAL(&out, ",");
-		render_result_out(&out, i, &b->spec->items[i], &b->results[i]);
-	}
-	RENDER_OUT_LITERAL(&out, "],\"summary\":");
-	render_summary_out(&out, &b->summary);
-	RENDER_OUT_LITERAL(&out, "}\n");
-	return render_out_flush(&out);
+	return &b->spec->items[index];
 }
 
-int
-batch_write_line(
-    struct batch *b, size_t index, json_dump_callback_t emit, void *data)
+const struct fetch_result *
+batch_result(const struct batch *b, size_t index)
 {
-	struct render_out out;
-
-	render_out_init(&out, emit, data);
-	render_result_out(
-	    &out, index, &b->spec->items[index], &b->results[index]);
-	RENDER_OUT_LITERAL(&out, "\n");
-	return render_out_flush(&out);
+	return &b->results[index];
 }
 
-int
-batch_write_summary_line(struct batch *b, json_dump_callback_t emit, void *data)
+void
+batch_release_result(struct batch *b, size_t index)
 {
-	struct render_out out;
+	fetch_result_reset(&b->results[index]);
+}
 
-	render_out_init(&out, emit, data);
-	RENDER_OUT_LITERAL(&out, "{\"summary\":");
-	render_summary_out(&out, &b->summary);
-	RENDER_OUT_LITERAL(&out, "}\n");
-	return render_out_flush(&out);
+const struct config *
+batch_config(const struct batch *b)
+{
+	return b->cfg;
 }

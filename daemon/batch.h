@@ -12,8 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "fetch.h"
 #include "render.h"
 
@@ -48,13 +46,16 @@ void batch_free(struct batch *batch);
 
 size_t batch_count(const struct batch *batch);
 const struct summary *batch_summary(const struct batch *batch);
-/* {"results":[...],"summary":{...}} in input order. */
-int batch_write(struct batch *batch, json_dump_callback_t emit, void *data);
-/* One NDJSON line (with '\n') for item index. */
-int batch_write_line(
-    struct batch *batch, size_t index, json_dump_callback_t emit, void *data);
-/* The closing {"summary":{...}} NDJSON line. */
-int batch_write_summary_line(
-    struct batch *batch, json_dump_callback_t emit, void *data);
+/* Item index as the request gave it, and its result once settled. */
+const struct fetch_spec *batch_item(const struct batch *batch, size_t index);
+const struct fetch_result *batch_result(
+    const struct batch *batch, size_t index);
+/*
+ * Free a settled result's strings once its text is written: a big answer
+ * read slowly then holds less and less.  Its counts stay in the summary.
+ */
+void batch_release_result(struct batch *batch, size_t index);
+/* The config the fan-out was admitted under. */
+const struct config *batch_config(const struct batch *batch);
 
 #endif

@@ -2,6 +2,9 @@ noinst_LIBRARIES += daemon/libfanoutd.a
 daemon_libfanoutd_a_SOURCES = \
 	daemon/clock.c daemon/clock.h \
 	daemon/batch.c daemon/batch.h \
+	daemon/call.c daemon/call.h \
+	daemon/client.c daemon/client.h \
+	daemon/fanout.c daemon/fanout.h \
 	daemon/config.c daemon/config.h \
 	daemon/config_compat.c daemon/config_compat.h \
 	daemon/fetch.c daemon/fetch.h \

@@ -214,7 +214,7 @@ static void
 daemon_start(struct daemon *d)
 {
 	char err[512];
-	int fds[16];
+	int fds[SERVER_MAX_LISTEN];
 	int nfds;
 	struct pool_params pp = {
 	    .stack_size = WORKER_STACK_SIZE,
@@ -226,7 +226,7 @@ daemon_start(struct daemon *d)
 	signal(SIGPIPE, SIG_IGN);
 	log_init(d->cfg->log_level);
 	raise_nofile();
-	nfds = passed_sockets(fds, 16);
+	nfds = passed_sockets(fds, SERVER_MAX_LISTEN);
 	if (fetch_global_init(err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if ((d->base = event_base_new()) == NULL)

@@ -109,7 +109,7 @@ render_string(const char *s)
 }
 
 /* Decimal digits of v at p; returns the end. */
-static char *
+char *
 render_uint(char *p, unsigned long long v)
 {
 	char digits[24];
@@ -725,4 +725,47 @@ render_error(const char *code, const char *message)
 		text = json_dumps(o, RENDER_DUMP_FLAGS);
 	json_decref(o);
 	return text;
+}
+
+/*
+ * The answer's skeleton, piece by piece, so that a fan-out can write a
+ * big answer as the client reads it: open, then each item, then close.
+ */
+void
+render_answer_open(struct render_out *out)
+{
+	RENDER_OUT_LITERAL(out, "{\"results\":[");
+}
+
+void
+render_answer_item(struct render_out *out, bool first, size_t index,
+    const struct fetch_spec *spec, const struct fetch_result *result)
+{
+	if (!first)
+		RENDER_OUT_LITERAL(out, ",");
+	render_result_out(out, index, spec, result);
+}
+
+void
+render_answer_close(struct render_out *out, const struct summary *summary)
+{
+	RENDER_OUT_LITERAL(out, "],\"summary\":");
+	render_summary_out(out, summary);
+	RENDER_OUT_LITERAL(out, "}\n");
+}
+
+void
+render_line(struct render_out *out, size_t index, const struct fetch_spec *spec,
+    const struct fetch_result *result)
+{
+	render_result_out(out, index, spec, result);
+	RENDER_OUT_LITERAL(out, "\n");
+}
+
+void
+render_summary_line(struct render_out *out, const struct summary *summary)
+{
+	RENDER_OUT_LITERAL(out, "{\"summary\":");
+	render_summary_out(out, summary);
+	RENDER_OUT_LITERAL(out, "}\n");
 }

@@ -7,6 +7,7 @@
 #ifndef FANOUTD_RENDER_H
 #define FANOUTD_RENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -84,6 +85,27 @@ int render_summary(
 
 /* Dump value compactly through emit, as an id is written; 0 or -1. */
 int render_dump(json_t *value, json_dump_callback_t emit, void *data);
+
+/*
+ * The buffered answer, {"results":[...],"summary":{...}} and a newline,
+ * written in pieces: open, each item in index order (first says whether
+ * a comma goes before it), close.
+ */
+void render_answer_open(struct render_out *out);
+void render_answer_item(struct render_out *out, bool first, size_t index,
+    const struct fetch_spec *spec, const struct fetch_result *result);
+void render_answer_close(struct render_out *out, const struct summary *summary);
+/* NDJSON: one result line, and the closing {"summary":...} line. */
+void render_line(struct render_out *out, size_t index,
+    const struct fetch_spec *spec, const struct fetch_result *result);
+void render_summary_line(struct render_out *out, const struct summary *summary);
+
+/*
+ * The decimal digits of v at p (room for 20); returns the end.  The one
+ * integer formatter of the daemon: printf's is slower, and this one needs
+ * no terminator.
+ */
+char *render_uint(char *p, unsigned long long v);
 
 /* {"error":{"code":..,"message":..}} as a heap string. */
 char *render_error(const char *code, const char *message);

@@ -1,21 +1,21 @@
 /*
- * The HTTP face, on the loop thread.  A POST /fetch becomes a batch; the
- * batch's hooks answer the request when its last future completes (or,
- * streaming, as each one completes).  A client that goes away first
- * cancels its batch through the connection's close callback; the batch
- * is still freed only when its last job is back from the pool.
+ * The HTTP face, on the loop thread: listeners, routes, gates and the
+ * replies the route decides itself.  A POST /fetch that passes the gates
+ * and parses becomes a fan-out (fanout.c), which answers it from then on.
  *
  * libevent 2.1's own error replies are fixed HTML pages, so every status
- * we can decide ourselves (404, 405 with Allow, 413 for too many URLs,
- * 415, 503) is answered here with a JSON body; evhttp's body-size limit
- * stays as the backstop that refuses an oversized body while reading it.
+ * we can decide ourselves (400, 404, 405 with Allow, 413 for too many
+ * URLs, 415, 503) is answered here with a JSON body; evhttp's body-size
+ * limit stays as the backstop that refuses an oversized body while
+ * reading it (client.c counts and logs those refusals).
  *
- * Every reply goes through server_reply(), which counts it in the metrics
- * and writes the access-log line.
+ * Accepting: when accept() fails for want of descriptors (EMFILE,
+ * ENFILE), the listening socket stays readable and libevent would call
+ * accept() again at once, forever; the listeners pause instead, for
+ * 100 ms doubling up to a second, as nginx does.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -25,380 +25,95 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/listener.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
-#include "batch.h"
-#include "clock.h"
+#include "call.h"
+#include "client.h"
 #include "config.h"
+#include "fanout.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
-#include "render.h"
 #include "request.h"
 #include "server.h"
 
-#define SERVER_MAX_LISTEN     16
-#define REQUEST_ID_MAX        64
 #define SERVER_BACKLOG        1024
 #define SERVER_DEFER_ACCEPT_S 5
-#define SERVER_WATCH_DELAY_MS 20
 #define SERVER_MAX_HEADERS    (64 * 1024)
+#define SERVER_PAUSE_MIN_MS   100
+#define SERVER_PAUSE_MAX_MS   1000
 
 struct server {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound[SERVER_MAX_LISTEN];
 	size_t nbound;
-	struct event *notify;
+	struct event *notify; /* the pool's completions */
+	struct event *resume; /* accepting again after EMFILE */
+	int pause_ms;         /* the current pause; 0: not paused */
 	struct pool *pool;
 	struct config *cfg;
-	size_t inflight;
-	uint64_t next_id;
-	char id_prefix[16];      /* request ids: pid-counter, unique per run */
-	size_t id_prefix_len;    /* "1f2e-" */
-	struct server_req *reqs; /* fan-outs in flight, for shutdown */
-	/* SERVER_WATCH_DELAY_MS as a libevent common timeout, or NULL */
-	const struct timeval *watch_delay;
+	struct clients *clients; /* NULL when tracking failed */
+	struct fanouts *fanouts;
 };
 
-/* The client's address, kept to be written only when a line needs it. */
-union server_addr {
-	struct sockaddr sa;
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-};
-
-/* What the access log says about one HTTP request. */
-struct server_call {
-	struct evhttp_request *req;
-	const char *method;
-	const char *path;
-	union server_addr client;
-	char id[REQUEST_ID_MAX + 1];
-	uint64_t start_ns;
-};
-
-/* One POST /fetch in flight. */
-struct server_req {
-	struct server_req *prev, *next;
-	struct server *server;
-	struct server_call call;
-	struct evhttp_connection *evcon; /* NULL once the client is gone */
-	struct batch *batch;
-	struct event *watch; /* readable client socket: gone or pipelining */
-	bool stream;         /* NDJSON lines in completion order */
-	bool started;        /* the chunked reply has begun */
-	/* watch lives here: event_get_struct_event_size() bytes */
-	max_align_t watch_space[];
-};
-
-static const char *
-server_status_text(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 401:
-		return "Unauthorized";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 413:
-		return "Payload Too Large";
-	case 415:
-		return "Unsupported Media Type";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "Internal Server Error";
-	}
-}
-
-/* The client's address as text ("" when unknown), for log lines. */
-static const char *
-server_client_name(const struct server_call *c, char *buf, size_t len)
-{
-	buf[0] = '\0';
-	if (c->client.sa.sa_family == AF_INET)
-		inet_ntop(AF_INET, &c->client.sin.sin_addr, buf, len);
-	else if (c->client.sa.sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &c->client.sin6.sin6_addr, buf, len);
-	return buf;
-}
+/* The listeners' error callback carries evhttp's pointer, not ours. */
+static struct server *server_instance;
 
 static void
-server_log_call(struct server *s, const struct server_call *c, int status,
-    const struct batch *b)
+server_method_not_allowed(struct call *c, const char *allow)
 {
-	const struct summary *sum = b != NULL ? batch_summary(b) : NULL;
-	char client[INET6_ADDRSTRLEN];
+	char msg[96];
 
-	metrics_request(status);
-	if (!s->cfg->access_log)
-		return;
-	log_info("access client=%s method=%s path=%s status=%d urls=%zu ok=%zu "
-	         "failed=%zu elapsed_ms=%.1f id=%s",
-	    server_client_name(c, client, sizeof(client)), c->method, c->path,
-	    status, b ? batch_count(b) : 0, sum ? sum->ok : 0,
-	    sum ? sum->failed : 0, (double)(clock_now_ns() - c->start_ns) / 1e6,
-	    c->id);
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(c->req), "Allow", allow);
+	snprintf(msg, sizeof(msg), "method %s not allowed; use %s", c->method,
+	    allow);
+	call_reply_error(c, 405, "method_not_allowed", msg);
 }
 
-/*
- * Send a complete reply of type ctype.  The body is what was written
- * into the request's output buffer, which evhttp sends as it is.
- */
-static void
-server_reply(struct server *s, const struct server_call *c, int status,
-    const char *ctype, const struct batch *b)
+/* Constant time in the token's content: a wrong guess learns nothing. */
+static bool
+server_token_ok(const char *want, const char *header)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
+	size_t i, wlen = strlen(want), hlen;
+	unsigned char diff;
 
-	evhttp_add_header(out, "Content-Type", ctype);
-	evhttp_add_header(out, "X-Request-Id", c->id);
-	server_log_call(s, c, status, b);
-	evhttp_send_reply(c->req, status, server_status_text(status), NULL);
+	if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
+		return false;
+	header += 7;
+	hlen = strlen(header);
+	diff = hlen != wlen;
+	for (i = 0; i < hlen; i++)
+		diff |= (unsigned char)header[i] ^
+		        (unsigned char)want[wlen ? i % wlen : 0];
+	return diff == 0;
 }
 
-static void
-server_reply_text(struct server *s, const struct server_call *c, int status,
-    const char *ctype, const char *text)
+static bool
+server_authorized(struct server *s, struct call *c)
 {
-	struct evbuffer *body = evhttp_request_get_output_buffer(c->req);
+	const char *auth;
 
-	if (text != NULL)
-		evbuffer_add(body, text, strlen(text));
-	server_reply(s, c, status, ctype, NULL);
-}
-
-static void
-server_reply_error(struct server *s, const struct server_call *c, int status,
-    const char *code, const char *message)
-{
-	char *json = render_error(code, message);
-	size_t len = json != NULL ? strlen(json) : 0;
-
-	/* A newline after the document keeps shells and jq happy. */
-	if (json != NULL && (json = realloc(json, len + 2)) != NULL) {
-		json[len] = '\n';
-		json[len + 1] = '\0';
-	}
-	server_reply_text(s, c, status, "application/json", json);
-	free(json);
-}
-
-static int
-server_emit(const char *buf, size_t size, void *data)
-{
-	return evbuffer_add(data, buf, size);
-}
-
-static void
-server_req_unlink(struct server_req *sr)
-{
-	struct server *s = sr->server;
-
-	if (sr->prev != NULL)
-		sr->prev->next = sr->next;
-	else
-		s->reqs = sr->next;
-	if (sr->next != NULL)
-		sr->next->prev = sr->prev;
-	s->inflight--;
-}
-
-static void
-server_req_free(struct server_req *sr)
-{
-	event_del(sr->watch);
-	server_req_unlink(sr);
-	batch_free(sr->batch);
-	free(sr);
-}
-
-static void
-server_ms_tv(struct timeval *tv, int ms)
-{
-	tv->tv_sec = ms / 1000;
-	tv->tv_usec = (ms % 1000) * 1000;
-}
-
-/*
- * While a reply streams, libevent keeps the client's read timeout armed,
- * so a pause between lines longer than client_timeout_ms would cut the
- * stream.  The fan-out's own deadline bounds a stream instead.
- */
-static void
-server_stream_timeouts(struct server_req *sr, bool streaming)
-{
-	const struct config *cfg = sr->server->cfg;
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(sr->evcon);
-	struct timeval rd, wr;
-
-	server_ms_tv(&wr, cfg->client_timeout_ms);
-	if (streaming)
-		server_ms_tv(&rd, cfg->request_timeout_ms + 5000);
-	else
-		rd = wr;
-	if (bev != NULL)
-		bufferevent_set_timeouts(bev, &rd, &wr);
-}
-
-/* Streaming: begin the chunked 200 reply on the first line. */
-static void
-server_stream_start(struct server_req *sr)
-{
-	struct evkeyvalq *out = evhttp_request_get_output_headers(sr->call.req);
-
-	sr->started = true;
-	evhttp_add_header(out, "Content-Type", "application/x-ndjson");
-	evhttp_add_header(out, "X-Request-Id", sr->call.id);
-	evhttp_send_reply_start(sr->call.req, 200, "OK");
-	server_stream_timeouts(sr, true);
-}
-
-/* Batch hook, streaming only: one result line, in completion order. */
-static void
-server_on_batch_result(struct batch *batch, size_t index, void *arg)
-{
-	struct server_req *sr = arg;
-	struct evbuffer *buf;
-
-	if (sr->evcon == NULL)
-		return;
-	if (!sr->started)
-		server_stream_start(sr);
-	if ((buf = evbuffer_new()) == NULL)
-		return;
-	if (batch_write_line(batch, index, server_emit, buf) == 0)
-		evhttp_send_reply_chunk(sr->call.req, buf);
-	evbuffer_free(buf);
-}
-
-static void
-server_finish_stream(struct server_req *sr)
-{
-	struct evbuffer *buf;
-
-	server_log_call(sr->server, &sr->call, 200, sr->batch);
-	if (!sr->started) {
-		/* Gone before the first line: send_reply frees the request. */
-		evhttp_send_reply(sr->call.req, 200, "OK", NULL);
-		return;
-	}
-	if (sr->evcon != NULL && (buf = evbuffer_new()) != NULL) {
-		if (batch_write_summary_line(sr->batch, server_emit, buf) == 0)
-			evhttp_send_reply_chunk(sr->call.req, buf);
-		evbuffer_free(buf);
-	}
-	if (sr->evcon != NULL)
-		server_stream_timeouts(sr, false);
-	evhttp_send_reply_end(sr->call.req);
-}
-
-/* Batch hook: every future has completed. */
-static void
-server_on_batch_done(struct batch *batch, void *arg)
-{
-	struct server_req *sr = arg;
-	struct evbuffer *body = evhttp_request_get_output_buffer(sr->call.req);
-
-	if (sr->evcon != NULL)
-		evhttp_connection_set_closecb(sr->evcon, NULL, NULL);
-	if (sr->stream) {
-		if (sr->evcon != NULL && !sr->started)
-			server_stream_start(sr);
-		server_finish_stream(sr);
-	} else if (batch_write(batch, server_emit, body) == 0) {
-		/* Even for a client that is gone: send_reply frees req. */
-		server_reply(
-		    sr->server, &sr->call, 200, "application/json", batch);
-	} else {
-		evbuffer_drain(body, evbuffer_get_length(body));
-		server_reply_error(sr->server, &sr->call, 500, "internal",
-		    "out of memory writing the answer");
-	}
-	server_req_free(sr);
-}
-
-/* The client went away: stop its fetches; the answer goes nowhere. */
-static void
-server_on_close(struct evhttp_connection *evcon, void *arg)
-{
-	struct server_req *sr = arg;
-
-	sr->evcon = NULL;
-	batch_cancel(sr->batch);
-}
-
-/*
- * libevent 2.1 does not read from a connection while its request waits
- * for an answer, so it never sees the client leave.  Watch the socket
- * ourselves: EOF or an error means the client is gone.  Data means a
- * pipelined request, which is libevent's to read: stop watching.
- */
-static void
-server_on_readable(evutil_socket_t fd, short what, void *arg)
-{
-	struct server_req *sr = arg;
-	char byte, client[INET6_ADDRSTRLEN];
-	ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		log_debug("client %s went away; canceling request %s",
-		    server_client_name(&sr->call, client, sizeof(client)),
-		    sr->call.id);
-		batch_cancel(sr->batch);
-	} else if (n < 0)
-		event_add(sr->watch, NULL);
-}
-
-/* The watch timer fired: the fan-out is slow enough to watch the socket. */
-static void
-server_on_watch_timer(evutil_socket_t unused, short what, void *arg)
-{
-	struct server_req *sr = arg;
-	struct bufferevent *bev =
-	    sr->evcon != NULL ? evhttp_connection_get_bufferevent(sr->evcon)
-	                      : NULL;
-	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
-
-	if (fd < 0)
-		return;
-	event_assign(
-	    sr->watch, sr->server->base, fd, EV_READ, server_on_readable, sr);
-	event_add(sr->watch, NULL);
-}
-
-/*
- * Most fan-outs finish in a few milliseconds: watching their socket would
- * cost two epoll_ctl calls each.  A timer (no system call) arms the
- * watch only for fan-outs still running after SERVER_WATCH_DELAY_MS.
- * The event lives inside sr, and every request's timer has the same
- * duration, so libevent keeps them in one common-timeout queue rather
- * than its heap.
- */
-static void
-server_watch_client(struct server *s, struct server_req *sr)
-{
-	struct timeval delay = {0, SERVER_WATCH_DELAY_MS * 1000};
-
-	sr->watch = (struct event *)sr->watch_space;
-	evtimer_assign(sr->watch, s->base, server_on_watch_timer, sr);
-	evtimer_add(
-	    sr->watch, s->watch_delay != NULL ? s->watch_delay : &delay);
+	if (s->cfg->auth_token == NULL || s->cfg->auth_token[0] == '\0')
+		return true;
+	auth = evhttp_find_header(
+	    evhttp_request_get_input_headers(c->req), "Authorization");
+	if (server_token_ok(s->cfg->auth_token, auth))
+		return true;
+	evhttp_add_header(evhttp_request_get_output_headers(c->req),
+	    "WWW-Authenticate", "Bearer");
+	call_reply_error(
+	    c, 401, "unauthorized", "missing or wrong bearer token");
+	return false;
 }
 
 static bool
@@ -422,128 +137,32 @@ server_wants_stream(struct evhttp_request *req)
 	return stream;
 }
 
-static struct request_spec *
-server_parse(struct server *s, struct server_call *c)
+static void
+server_fetch(struct server *s, struct call *c)
 {
-	struct evhttp_request *req = c->req;
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
 	size_t len = evbuffer_get_length(in);
 	const char *ctype = evhttp_find_header(
-	    evhttp_request_get_input_headers(req), "Content-Type");
+	    evhttp_request_get_input_headers(c->req), "Content-Type");
 	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	struct request_error err;
 	struct request_spec *spec;
 
 	if ((int64_t)len > s->cfg->max_request_bytes) {
-		server_reply_error(s, c, 413, "body_too_large",
+		call_reply_error(c, 413, "body_too_large",
 		    "request body exceeds limits.max_request_bytes");
-		return NULL;
-	}
-	if ((spec = request_parse(s->cfg, ctype, body, len, &err)) == NULL)
-		server_reply_error(s, c, err.status, err.code, err.message);
-	return spec;
-}
-
-static void
-server_overloaded(struct server *s, struct server_call *c)
-{
-	evhttp_add_header(
-	    evhttp_request_get_output_headers(c->req), "Retry-After", "1");
-	server_reply_error(s, c, 503, "overloaded",
-	    "the worker queue has no room for this request; retry later");
-}
-
-static void
-server_fetch(struct server *s, struct server_call *c)
-{
-	struct batch_hooks hooks = {.on_done = server_on_batch_done};
-	struct request_spec *spec;
-	struct server_req *sr;
-
-	if ((spec = server_parse(s, c)) == NULL)
-		return;
-	if ((sr = calloc(1, sizeof(*sr) + event_get_struct_event_size())) ==
-	        NULL ||
-	    (sr->batch = batch_new(spec, s->cfg, &hooks)) == NULL) {
-		free(sr);
-		request_spec_free(spec);
-		server_reply_error(s, c, 500, "internal", "out of memory");
 		return;
 	}
-	sr->server = s;
-	sr->call = *c;
-	sr->evcon = evhttp_request_get_connection(c->req);
-	sr->stream = server_wants_stream(c->req);
-	hooks.arg = sr;
-	hooks.on_result = sr->stream ? server_on_batch_result : NULL;
-	batch_set_hooks(sr->batch, &hooks);
-	server_watch_client(s, sr);
-	sr->next = s->reqs;
-	if (s->reqs != NULL)
-		s->reqs->prev = sr;
-	s->reqs = sr;
-	s->inflight++;
-	evhttp_connection_set_closecb(sr->evcon, server_on_close, sr);
-	if (batch_start(sr->batch, s->pool,
-	        c->start_ns +
-	            (uint64_t)s->cfg->request_timeout_ms * 1000000u) == -1) {
-		evhttp_connection_set_closecb(sr->evcon, NULL, NULL);
-		server_req_free(sr);
-		server_overloaded(s, c);
+	if ((spec = request_parse(s->cfg, ctype, body, len, &err)) == NULL) {
+		call_reply_error(c, err.status, err.code, err.message);
+		return;
 	}
+	fanout_start(
+	    s->fanouts, c, spec, s->cfg, s->pool, server_wants_stream(c->req));
 }
 
 static void
-server_method_not_allowed(
-    struct server *s, struct server_call *c, const char *allow)
-{
-	char msg[96];
-
-	evhttp_add_header(
-	    evhttp_request_get_output_headers(c->req), "Allow", allow);
-	snprintf(msg, sizeof(msg), "method %s not allowed; use %s", c->method,
-	    allow);
-	server_reply_error(s, c, 405, "method_not_allowed", msg);
-}
-
-/* Constant time in the token's content: a wrong guess learns nothing. */
-static bool
-server_token_ok(const char *want, const char *header)
-{
-	size_t i, wlen = strlen(want), hlen;
-	unsigned char diff;
-
-	if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
-		return false;
-	header += 7;
-	hlen = strlen(header);
-	diff = hlen != wlen;
-	for (i = 0; i < hlen; i++)
-		diff |= (unsigned char)header[i] ^
-		        (unsigned char)want[wlen ? i % wlen : 0];
-	return diff == 0;
-}
-
-static bool
-server_authorized(struct server *s, struct server_call *c)
-{
-	const char *auth;
-
-	if (s->cfg->auth_token == NULL || s->cfg->auth_token[0] == '\0')
-		return true;
-	auth = evhttp_find_header(
-	    evhttp_request_get_input_headers(c->req), "Authorization");
-	if (server_token_ok(s->cfg->auth_token, auth))
-		return true;
-	evhttp_add_header(evhttp_request_get_output_headers(c->req),
-	    "WWW-Authenticate", "Bearer");
-	server_reply_error(
-	    s, c, 401, "unauthorized", "missing or wrong bearer token");
-	return false;
-}
-
-static void
-server_metrics(struct server *s, struct server_call *c)
+server_metrics(struct server *s, struct call *c)
 {
 	struct pool_stats ps;
 	struct metrics_gauges g;
@@ -554,88 +173,13 @@ server_metrics(struct server *s, struct server_call *c)
 	g.running = ps.running;
 	g.threads = ps.threads;
 	g.max_threads = (size_t)s->cfg->threads;
-	g.inflight_requests = s->inflight;
+	g.inflight_requests = fanouts_count(s->fanouts);
 	if ((text = metrics_render(&g)) == NULL) {
-		server_reply_error(s, c, 500, "internal", "out of memory");
+		call_reply_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	server_reply_text(s, c, 200, "text/plain; version=0.0.4", text);
+	call_reply_text(c, 200, "text/plain; version=0.0.4", text);
 	free(text);
-}
-
-static const char *
-server_method_name(enum evhttp_cmd_type m)
-{
-	switch (m) {
-	case EVHTTP_REQ_GET:
-		return "GET";
-	case EVHTTP_REQ_POST:
-		return "POST";
-	case EVHTTP_REQ_HEAD:
-		return "HEAD";
-	case EVHTTP_REQ_PUT:
-		return "PUT";
-	case EVHTTP_REQ_DELETE:
-		return "DELETE";
-	case EVHTTP_REQ_OPTIONS:
-		return "OPTIONS";
-	case EVHTTP_REQ_TRACE:
-		return "TRACE";
-	case EVHTTP_REQ_CONNECT:
-		return "CONNECT";
-	case EVHTTP_REQ_PATCH:
-		return "PATCH";
-	default:
-		return "OTHER";
-	}
-}
-
-/* The client's X-Request-Id when it is short and plain, else our own. */
-static void
-server_request_id(struct server *s, struct server_call *c)
-{
-	const char *given = evhttp_find_header(
-	    evhttp_request_get_input_headers(c->req), "X-Request-Id");
-	size_t len = given != NULL ? strlen(given) : 0;
-	char digits[24];
-	size_t i = sizeof(digits);
-	uint64_t n;
-
-	if (len > 0 && len <= REQUEST_ID_MAX &&
-	    strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	                  "0123456789._-") == len) {
-		memcpy(c->id, given, len + 1);
-		return;
-	}
-	/* id_prefix then the counter: snprintf's cost on every request */
-	n = ++s->next_id;
-	do
-		digits[--i] = (char)('0' + n % 10);
-	while ((n /= 10) != 0);
-	memcpy(c->id, s->id_prefix, s->id_prefix_len);
-	memcpy(c->id + s->id_prefix_len, digits + i, sizeof(digits) - i);
-	c->id[s->id_prefix_len + sizeof(digits) - i] = '\0';
-}
-
-static void
-server_call_init(
-    struct server *s, struct server_call *c, struct evhttp_request *req)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
-	const char *path =
-	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-
-	memset(c, 0, sizeof(*c));
-	c->req = req;
-	c->start_ns = clock_now_ns();
-	c->method = server_method_name(evhttp_request_get_command(req));
-	c->path = path != NULL && path[0] != '\0' ? path : "/";
-	if (sa != NULL && sa->sa_family == AF_INET)
-		c->client.sin = *(const struct sockaddr_in *)sa;
-	else if (sa != NULL && sa->sa_family == AF_INET6)
-		c->client.sin6 = *(const struct sockaddr_in6 *)sa;
-	server_request_id(s, c);
 }
 
 static bool
@@ -648,36 +192,123 @@ server_client_allowed(struct server *s, struct evhttp_request *req)
 	       policy_match_in(&s->cfg->allow_clients, sa, POLICY_ALLOW_LIST);
 }
 
+/*
+ * Framing that evhttp 2.1 accepts and a careful server refuses: two
+ * Content-Length headers that disagree (it reads the first), one that is
+ * not plain digits ("+5", which strtoll takes), both Content-Length and
+ * Transfer-Encoding (the classic smuggling pair), and HTTP/1.1 without
+ * Host (RFC 9112 3.2).  NULL when the request is fine.
+ */
+static const char *
+server_framing_error(struct evhttp_request *req)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *length = NULL;
+	bool chunked = false, host = false;
+	struct evkeyval *h;
+
+	TAILQ_FOREACH(h, in, next)
+	{
+		if (strcasecmp(h->key, "Host") == 0)
+			host = true;
+		else if (strcasecmp(h->key, "Transfer-Encoding") == 0)
+			chunked = true;
+		else if (strcasecmp(h->key, "Content-Length") != 0)
+			continue;
+		else if (h->value[0] == '\0' ||
+		         strspn(h->value, "0123456789") != strlen(h->value))
+			return "Content-Length is not a plain decimal number";
+		else if (length != NULL && strcmp(length, h->value) != 0)
+			return "two different Content-Length headers";
+		else
+			length = h->value;
+	}
+	if (length != NULL && chunked)
+		return "both Content-Length and Transfer-Encoding";
+	/* evhttp 2.1 has no getter for the version: http_struct.h */
+	if (!host && (req->major > 1 || (req->major == 1 && req->minor >= 1)))
+		return "an HTTP/1.1 request without Host";
+	return NULL;
+}
+
+/* 400 for bad framing, and the connection closes: its next bytes are
+ * not to be trusted. */
+static void
+server_bad_framing(struct call *c, const char *why)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "bad request framing: %s", why);
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(c->req), "Connection", "close");
+	call_reply_error(c, 400, "invalid_request", msg);
+}
+
+static void
+server_too_many_connections(struct call *c)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(c->req);
+
+	evhttp_add_header(out, "Retry-After", "1");
+	evhttp_add_header(out, "Connection", "close");
+	call_reply_error(c, 503, "too_many_connections",
+	    "this address has limits.max_client_connections open already");
+}
+
+/* The paths, once the gates are passed. */
+static void
+server_dispatch(struct server *s, struct call *c, enum evhttp_cmd_type method)
+{
+	bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
+
+	if (strcmp(c->path, "/healthz") == 0) {
+		if (!get)
+			server_method_not_allowed(c, "GET, HEAD");
+		else
+			call_reply_text(c, 200, "application/json",
+			    "{\"status\":\"ok\"}\n");
+	} else if (strcmp(c->path, "/metrics") == 0) {
+		if (!get)
+			server_method_not_allowed(c, "GET, HEAD");
+		else if (server_authorized(s, c))
+			server_metrics(s, c);
+	} else if (strcmp(c->path, "/fetch") == 0) {
+		if (method != EVHTTP_REQ_POST)
+			server_method_not_allowed(c, "POST");
+		else if (server_authorized(s, c))
+			server_fetch(s, c);
+	} else
+		call_reply_error(c, 404, "not_found", "no such path");
+}
+
 static void
 server_route(struct evhttp_request *req, void *arg)
 {
 	struct server *s = arg;
-	enum evhttp_cmd_type method = evhttp_request_get_command(req);
-	bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
-	struct server_call c;
+	struct client *client =
+	    s->clients != NULL ? client_of(s->clients, req) : NULL;
+	const char *why;
+	struct call c;
 
-	server_call_init(s, &c, req);
+	call_init(&c, req, client, s->cfg->access_log);
 	if (!server_client_allowed(s, req))
-		server_reply_error(s, &c, 403, "forbidden",
+		call_reply_error(&c, 403, "forbidden",
 		    "client address not in security.allow_clients");
-	else if (strcmp(c.path, "/healthz") == 0) {
-		if (!get)
-			server_method_not_allowed(s, &c, "GET, HEAD");
-		else
-			server_reply_text(s, &c, 200, "application/json",
-			    "{\"status\":\"ok\"}\n");
-	} else if (strcmp(c.path, "/metrics") == 0) {
-		if (!get)
-			server_method_not_allowed(s, &c, "GET, HEAD");
-		else if (server_authorized(s, &c))
-			server_metrics(s, &c);
-	} else if (strcmp(c.path, "/fetch") == 0) {
-		if (method != EVHTTP_REQ_POST)
-			server_method_not_allowed(s, &c, "POST");
-		else if (server_authorized(s, &c))
-			server_fetch(s, &c);
-	} else
-		server_reply_error(s, &c, 404, "not_found", "no such path");
+	else if (client != NULL && client_over_limit(client))
+		server_too_many_connections(&c);
+	else if ((why = server_framing_error(req)) != NULL)
+		server_bad_framing(&c, why);
+	else
+		server_dispatch(s, &c, evhttp_request_get_command(req));
+}
+
+/* evhttp answered a request itself (413, 400) or a request timed out. */
+static void
+server_on_refused(const struct sockaddr *addr, int status, void *arg)
+{
+	struct server *s = arg;
+
+	call_log_refused(addr, status, s->cfg->access_log);
 }
 
 /* The pool's eventfd is readable: hand finished jobs to their batches. */
@@ -690,19 +321,74 @@ server_on_notify(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+server_set_accepting(struct server *s, bool on)
+{
+	struct evconnlistener *l;
+	size_t i;
+
+	for (i = 0; i < s->nbound; i++) {
+		l = evhttp_bound_socket_get_listener(s->bound[i]);
+		if (on)
+			evconnlistener_enable(l);
+		else
+			evconnlistener_disable(l);
+	}
+}
+
+static void
+server_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	server_set_accepting(s, true);
+}
+
+/*
+ * accept() failed.  Out of descriptors: pause every listener, longer
+ * each time it happens again soon, and say so once per pause.
+ */
+static void
+server_on_accept_error(struct evconnlistener *l, void *unused)
+{
+	struct server *s = server_instance;
+	int error = EVUTIL_SOCKET_ERROR();
+	struct timeval tv;
+
+	if (s == NULL || (error != EMFILE && error != ENFILE))
+		return; /* ECONNABORTED and the like: the next one will do */
+	s->pause_ms = evtimer_pending(s->resume, NULL) || s->pause_ms == 0
+	                  ? SERVER_PAUSE_MIN_MS
+	                  : s->pause_ms * 2;
+	if (s->pause_ms > SERVER_PAUSE_MAX_MS)
+		s->pause_ms = SERVER_PAUSE_MAX_MS;
+	log_warnx("accept: %s; not accepting for %d ms", strerror(error),
+	    s->pause_ms);
+	server_set_accepting(s, false);
+	tv.tv_sec = s->pause_ms / 1000;
+	tv.tv_usec = (s->pause_ms % 1000) * 1000;
+	evtimer_add(s->resume, &tv);
+}
+
+static void
 server_apply_limits(struct server *s)
 {
+	struct timeval tv = {s->cfg->client_timeout_ms / 1000,
+	    (s->cfg->client_timeout_ms % 1000) * 1000};
+	struct client_limits cl = {
+	    .read_timeout_ms = s->cfg->read_timeout_ms,
+	    .max_per_address = s->cfg->max_client_connections,
+	    .input_max =
+	        (size_t)s->cfg->max_request_bytes + SERVER_MAX_HEADERS + 4096,
+	};
+
 	/* Backstop only: refuses an oversized body while it is read. */
 	evhttp_set_max_body_size(
 	    s->http, (ev_ssize_t)s->cfg->max_request_bytes);
 	evhttp_set_max_headers_size(s->http, SERVER_MAX_HEADERS);
-	{
-		struct timeval tv = {s->cfg->client_timeout_ms / 1000,
-		    (s->cfg->client_timeout_ms % 1000) * 1000};
-
-		/* A client that sends or reads nothing for this long is cut. */
-		evhttp_set_timeout_tv(s->http, &tv);
-	}
+	/* A client that sends or reads nothing for this long is cut. */
+	evhttp_set_timeout_tv(s->http, &tv);
+	if (s->clients != NULL)
+		clients_set_limits(s->clients, &cl);
 }
 
 /* Bind the configured address; SO_REUSEPORT when asked. */
@@ -763,10 +449,39 @@ server_listen(
 		}
 		s->bound[s->nbound++] = b;
 	}
-	/* Connections that send nothing never wake us up (slowloris). */
-	for (i = 0; i < s->nbound; i++)
+	for (i = 0; i < s->nbound; i++) {
+		/* Connections that send nothing never wake us up (slowloris).
+		 */
 		setsockopt(evhttp_bound_socket_get_fd(s->bound[i]), IPPROTO_TCP,
 		    TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+		evconnlistener_set_error_cb(
+		    evhttp_bound_socket_get_listener(s->bound[i]),
+		    server_on_accept_error);
+	}
+	return 0;
+}
+
+/* The events and helpers of s; -1 when memory runs out. */
+static int
+server_setup(struct server *s, struct pool *pool, char *err, size_t errlen)
+{
+	if ((s->http = evhttp_new(s->base)) == NULL ||
+	    (s->fanouts = fanouts_new(s->base)) == NULL ||
+	    (s->resume = evtimer_new(s->base, server_on_resume, s)) == NULL)
+		return -1;
+	/* Without tracking, clients still get served, without its caps. */
+	s->clients =
+	    clients_new(s->base, s->http, server_on_refused, s, err, errlen);
+	if (s->clients == NULL)
+		log_warnx("client connections are not tracked: %s", err);
+	/* Every method reaches server_route, which answers 405 itself. */
+	evhttp_set_allowed_methods(s->http, 0xffff);
+	evhttp_set_gencb(s->http, server_route, s);
+	server_apply_limits(s);
+	s->notify = event_new(s->base, pool_notify_fd(pool),
+	    EV_READ | EV_PERSIST, server_on_notify, s);
+	if (s->notify == NULL || event_add(s->notify, NULL) == -1)
+		return -1;
 	return 0;
 }
 
@@ -776,32 +491,20 @@ server_new(struct event_base *base, struct config *cfg, struct pool *pool,
 {
 	struct server *s;
 
-	snprintf(err, errlen, "out of memory setting up the server");
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errlen, "out of memory setting up the server");
 		return NULL;
+	}
 	s->base = base;
 	s->pool = pool;
-	s->id_prefix_len = (size_t)snprintf(
-	    s->id_prefix, sizeof(s->id_prefix), "%x-", (unsigned)getpid());
 	s->cfg = config_ref(cfg);
-	{
-		struct timeval delay = {0, SERVER_WATCH_DELAY_MS * 1000};
-
-		/* NULL (out of memory) just means the heap. */
-		s->watch_delay = event_base_init_common_timeout(base, &delay);
+	if (server_setup(s, pool, err, errlen) == -1) {
+		snprintf(err, errlen, "out of memory setting up the server");
+		goto fail;
 	}
-	if ((s->http = evhttp_new(base)) == NULL)
-		goto fail;
-	/* Every method reaches server_route, which answers 405 itself. */
-	evhttp_set_allowed_methods(s->http, 0xffff);
-	evhttp_set_gencb(s->http, server_route, s);
-	server_apply_limits(s);
-	s->notify = event_new(base, pool_notify_fd(pool), EV_READ | EV_PERSIST,
-	    server_on_notify, s);
-	if (s->notify == NULL || event_add(s->notify, NULL) == -1)
-		goto fail;
 	if (server_listen(s, fds, nfds, err, errlen) == -1)
 		goto fail;
+	server_instance = s;
 	return s;
 fail:
 	server_free(s);
@@ -825,21 +528,20 @@ server_stop_accepting(struct server *s)
 	for (i = 0; i < s->nbound; i++)
 		evhttp_del_accept_socket(s->http, s->bound[i]);
 	s->nbound = 0;
+	if (s->resume != NULL)
+		evtimer_del(s->resume);
 }
 
 void
 server_cancel_all(struct server *s)
 {
-	struct server_req *sr;
-
-	for (sr = s->reqs; sr != NULL; sr = sr->next)
-		batch_cancel(sr->batch);
+	fanouts_cancel_all(s->fanouts);
 }
 
 size_t
 server_inflight(const struct server *s)
 {
-	return s->inflight;
+	return fanouts_count(s->fanouts);
 }
 
 void
@@ -847,10 +549,16 @@ server_free(struct server *s)
 {
 	if (s == NULL)
 		return;
+	if (server_instance == s)
+		server_instance = NULL;
 	if (s->notify != NULL)
 		event_free(s->notify);
+	if (s->resume != NULL)
+		event_free(s->resume);
+	clients_free(s->clients);
 	if (s->http != NULL)
 		evhttp_free(s->http);
+	fanouts_free(s->fanouts);
 	config_unref(s->cfg);
 	free(s);
 }

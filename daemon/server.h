@@ -1,12 +1,17 @@
 /*
- * server: the HTTP face.  evhttp routes on the loop thread, JSON error
- * replies, client gates, and the glue from a request to a batch and back.
- * Everything here runs on the loop thread.
+ * server: the HTTP face.  Listeners, evhttp routes, the client gates,
+ * and the replies a route decides itself; a POST /fetch is handed to a
+ * fan-out (fanout.h).  Everything here runs on the loop thread.
  */
 #ifndef FANOUTD_SERVER_H
 #define FANOUTD_SERVER_H
 
+#include <stddef.h>
+
 #include <event2/event.h>
+
+/* The most listening sockets served (socket activation may pass several). */
+#define SERVER_MAX_LISTEN 16
 
 struct config;
 struct pool;
