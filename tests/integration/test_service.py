@@ -453,8 +453,16 @@ def test_unit_keeps_the_service_working():
     with open(os.path.join(make_units(), "fanoutd.service")) as f:
         lines = unit_lines(f.read())
     eq(unit_values(lines, "Service", "Type"), ["notify"], "Type=")
-    check(any("HUP" in v for v in unit_values(lines, "Service", "ExecReload")),
-          "ExecReload does not send SIGHUP")
+    # A reload checks the file before it signals: systemd stops at the
+    # first ExecReload= that fails, so a broken file fails the reload and
+    # the daemon keeps its config (the nspawn test proves it for real).
+    reload = unit_values(lines, "Service", "ExecReload")
+    eq(len(reload), 2, f"ExecReload= lines: {reload}")
+    eq(reload[0], unit_values(lines, "Service", "ExecStartPre")[0],
+       "the first ExecReload= is not the ExecStartPre= check")
+    check("-t" in shlex.split(reload[0]), f"ExecReload= {reload[0]!r}")
+    check("HUP" in reload[1] and "$MAINPID" in reload[1],
+          f"the last ExecReload= does not send SIGHUP: {reload[1]!r}")
     families = " ".join(unit_values(lines, "Service",
                                     "RestrictAddressFamilies")).split()
     for fam in ("AF_INET", "AF_INET6", "AF_UNIX"):
