@@ -12,7 +12,8 @@ PACKAGES=(gcc make autoconf automake pkg-config libevent-dev
 # What the test suite drives: the client (curl, jq), the integration
 # suite (python3), systemd's tools, strace, nginx, promtool, and the
 # style gate (clang-format).
-TEST_PACKAGES=(python3 curl jq systemd strace nginx prometheus clang-format)
+TEST_PACKAGES=(python3 curl jq systemd strace nginx prometheus clang-format
+	debootstrap systemd-container)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

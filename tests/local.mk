@@ -7,8 +7,9 @@ UNIT_TESTS = tests/test_config tests/test_policy tests/test_request \
 # `make distcheck INTEGRATION_TESTS=` runs only the unit tests in the
 # tarball (scripts/test runs the integration suite on the tree itself).
 INTEGRATION_TESTS = tests/integration/run.py
+check_PROGRAMS += tests/upstream
 if HAVE_CHECK
-check_PROGRAMS += $(UNIT_TESTS) tests/upstream
+check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS) $(INTEGRATION_TESTS)
 else
 # Without the check library the daemon builds but the suite cannot: make
