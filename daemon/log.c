@@ -3,14 +3,25 @@
  * written with one write(2), so lines from worker threads never
  * interleave.  The level is an atomic so a reload can change it while
  * workers log.
+ *
+ * Where a line goes decides its prefix, once, in log_init: into the
+ * journal a line starts with <N> (journald stamps the time itself);
+ * anywhere else with an RFC 3339 UTC time in milliseconds.  stderr is the
+ * journal only when JOURNAL_STREAM names its device and inode, as
+ * systemd.exec(5) says: a child whose stderr was redirected to a file
+ * still inherits the variable.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -22,11 +33,43 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 /* syslog priorities: err, warning, info, debug */
 static const int level_prio[] = {3, 4, 6, 7};
 
+/* "DEV:INO" (decimal, as systemd writes it) -> 0, or -1 when malformed. */
+static int
+log_parse_stream(const char *s, uintmax_t *dev, uintmax_t *ino)
+{
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	*dev = strtoumax(s, &end, 10);
+	if (errno != 0 || *end != ':' || end[1] < '0' || end[1] > '9')
+		return -1;
+	*ino = strtoumax(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	return 0;
+}
+
+/* Is stderr the journal stream that JOURNAL_STREAM names? */
+static int
+log_stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	uintmax_t dev, ino;
+	struct stat st;
+
+	if (env == NULL || log_parse_stream(env, &dev, &ino) == -1)
+		return 0;
+	if (fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	return (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+}
+
 void
 log_init(enum log_level level)
 {
-	/* systemd sets JOURNAL_STREAM when stderr is a journal stream. */
-	log_journal = getenv("JOURNAL_STREAM") != NULL;
+	log_journal = log_stderr_is_journal();
 	log_set_level(level);
 }
 
@@ -53,21 +96,42 @@ log_level_parse(const char *name)
 	return -1;
 }
 
+/*
+ * The line's prefix into buf: "<N>" for the journal, else
+ * "2026-01-02T03:04:05.678Z fanoutd: LEVEL: ".  Digits by hand rather
+ * than strftime: no locale, and nothing but gmtime_r's reentrant state.
+ */
+static size_t
+log_prefix(char *buf, size_t size, enum log_level level)
+{
+	struct timespec ts;
+	struct tm tm;
+	int n;
+
+	if (log_journal)
+		n = snprintf(buf, size, "<%d>", level_prio[level]);
+	else if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
+	         gmtime_r(&ts.tv_sec, &tm) == NULL)
+		n = snprintf(buf, size, "fanoutd: %s: ", level_names[level]);
+	else
+		n = snprintf(buf, size,
+		    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ fanoutd: %s: ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+		    level_names[level]);
+	return n < 0 ? 0 : (size_t)n;
+}
+
 static void
 log_vemit(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
 	char line[2048];
-	size_t len = 0;
+	size_t len;
 	int n;
 
 	if ((int)level > atomic_load(&log_level))
 		return;
-	if (log_journal)
-		len = (size_t)snprintf(
-		    line, sizeof(line), "<%d>", level_prio[level]);
-	else
-		len = (size_t)snprintf(
-		    line, sizeof(line), "fanoutd: %s: ", level_names[level]);
+	len = log_prefix(line, sizeof(line), level);
 	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	len = n < 0 ? len : len + (size_t)n;
 	if (len > sizeof(line) - 2)

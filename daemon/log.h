@@ -1,15 +1,16 @@
 /*
  * log: leveled messages to stderr, one line each.  When stderr is the
- * journal (JOURNAL_STREAM names it) every line carries a <N> priority
- * prefix so journald keeps the level.  Thread-safe: each line is written
- * with a single write(2).
+ * journal (JOURNAL_STREAM names its device and inode) every line carries
+ * a <N> priority prefix so journald keeps the level; elsewhere it starts
+ * with an RFC 3339 UTC time in milliseconds.  Thread-safe: each line is
+ * written with a single write(2).
  */
 #ifndef FANOUTD_LOG_H
 #define FANOUTD_LOG_H
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
-/* Decide on prefixes (journal or not) and set the first level. */
+/* Decide on prefixes (is stderr the journal?) and set the first level. */
 void log_init(enum log_level level);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);

@@ -5,14 +5,18 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
-# Build dependencies (scripts/run), by Debian package name.
+# Build dependencies (scripts/run), by Debian package name.  check is only
+# for make check, but build/ is shared with scripts/test, whose configure
+# must find it.
 PACKAGES=(gcc make autoconf automake pkg-config libevent-dev
 	libcurl4-openssl-dev libconfig-dev libjansson-dev check libsystemd-dev
 	ca-certificates)
 # What the test suite drives: the client (curl, jq), the integration
-# suite (python3), systemd's tools, strace, nginx, promtool, and the
-# style gate (clang-format).
-TEST_PACKAGES=(python3 curl jq systemd strace nginx prometheus clang-format)
+# suite (python3), systemd's tools, strace, nginx, promtool, the style
+# gate (clang-format), and the boot test's debootstrap and systemd-nspawn
+# (systemd-container).
+TEST_PACKAGES=(python3 curl jq systemd strace nginx prometheus clang-format
+	debootstrap systemd-container)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
