@@ -540,8 +540,9 @@ client_went(struct client *c)
 /*
  * Readable, closed or in error while evhttp is not reading.  Bytes that
  * came (a pipelined request) are read into evhttp's own input buffer,
- * where it finds them when it reads again, so that the watch can go on
- * to see a close that follows them.  Past CLIENT_READ_AHEAD_MAX only a close
+ * where it finds them when it reads again (evhttp_start_read_ looks for
+ * pending input), so that the watch can go on to see a close or a reset
+ * that follows them.  Past CLIENT_READ_AHEAD_MAX only a close
  * (EV_CLOSED) is watched.
  */
 static void
@@ -563,7 +564,11 @@ client_on_watch_io(evutil_socket_t fd, short what, void *arg)
 		event_add(c->watch, NULL);
 		return;
 	}
+	/* A socket bufferevent keeps the end of its input frozen but while
+	 * it reads itself; read the same way. */
+	evbuffer_unfreeze(in, 0);
 	n = evbuffer_read(in, fd, (int)(CLIENT_READ_AHEAD_MAX - held));
+	evbuffer_freeze(in, 0);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		client_went(c);
 }

@@ -10,6 +10,7 @@
  * caller-supplied headers go only to the origin the client named.
  */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +280,15 @@ fetch_worker_flush(struct fetch_worker *w)
 		return;
 	curl_easy_cleanup(w->easy);
 	w->easy = fresh;
+}
+
+int
+fetch_workers_for_fds(long nofile)
+{
+	long reserve = nofile / 8 < 256 ? 256 : nofile / 8;
+	long workers = (nofile - reserve) / FETCH_FDS_PER_WORKER;
+
+	return workers < 1 ? 1 : workers > INT_MAX ? INT_MAX : (int)workers;
 }
 
 unsigned

@@ -91,6 +91,17 @@ void fetch_timing_add(
 /* The per-fetch outcome for a CURLcode (blocked is decided by the caller). */
 enum fetch_error fetch_error_from_curl(CURLcode code);
 
+/*
+ * The most workers nofile descriptors can carry.  A blocking libcurl
+ * 7.88 transfer holds its socket and the wakeup socketpair of the easy
+ * handle's own multi handle; a worker also keeps its last connection,
+ * holds it while it opens the next, and a name lookup opens a socketpair
+ * of its own: 5 at most.  An eighth of the limit (at least 256) stays
+ * for clients, listeners and the loop.
+ */
+#define FETCH_FDS_PER_WORKER 5
+int fetch_workers_for_fds(long nofile);
+
 /* Process-wide set-up: call once before any thread starts. */
 int fetch_global_init(char *err, size_t errlen);
 void fetch_global_cleanup(void);

@@ -5,6 +5,7 @@
 #include "autoconf.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -94,17 +95,48 @@ passed_sockets(int *fds, int max)
 	return n;
 }
 
-/* Each fetch holds a socket: let the pool use all the kernel allows. */
-static void
+/*
+ * Each fetch holds descriptors: let the pool use all the kernel allows.
+ * Returns the limit in force afterwards.
+ */
+static long
 raise_nofile(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-			log_warn("setrlimit(RLIMIT_NOFILE)");
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	return rl.rlim_cur > (rlim_t)LONG_MAX ? LONG_MAX : (long)rl.rlim_cur;
+}
+
+/*
+ * workers.threads, or fewer when the descriptor limit cannot carry that
+ * many transfers at once: more would fail as connect errors.  The
+ * warning names the limit; extra fetches wait in the queue.
+ */
+static int
+threads_allowed(const struct config *cfg, long nofile, FILE *warn_to)
+{
+	int allowed = fetch_workers_for_fds(nofile);
+	char why[256];
+
+	if (cfg->threads <= allowed)
+		return cfg->threads;
+	snprintf(why, sizeof(why),
+	    "workers.threads = %d cannot be honoured: RLIMIT_NOFILE is %ld, "
+	    "room for %d workers at %d descriptors each; using %d (raise "
+	    "LimitNOFILE=)",
+	    cfg->threads, nofile, allowed, FETCH_FDS_PER_WORKER, allowed);
+	if (warn_to != NULL)
+		fprintf(warn_to, "%s: warning: %s\n", cfg->file, why);
+	else
+		log_warnx("%s", why);
+	return allowed;
 }
 
 static void *
@@ -119,11 +151,11 @@ worker_free(void *ctx, void *arg)
 	fetch_worker_free(ctx);
 }
 
-/* The pool's limits as the config sets them. */
+/* The pool's limits as the config sets them, within the fd budget. */
 static void
 pool_limits_of(const struct config *cfg, struct pool_limits *limits)
 {
-	limits->max_threads = cfg->threads;
+	limits->max_threads = threads_allowed(cfg, raise_nofile(), NULL);
 	limits->max_per_group = cfg->max_per_request;
 	limits->queue_limit = cfg->queue_limit;
 	limits->idle_ms = cfg->idle_ms;
@@ -222,10 +254,9 @@ daemon_start(struct daemon *d)
 	    .worker_free = worker_free,
 	};
 
-	pool_limits_of(d->cfg, &pp.limits);
 	signal(SIGPIPE, SIG_IGN);
 	log_init(d->cfg->log_level);
-	raise_nofile();
+	pool_limits_of(d->cfg, &pp.limits);
 	nfds = passed_sockets(fds, SERVER_MAX_LISTEN);
 	if (fetch_global_init(err, sizeof(err)) == -1)
 		fatalx("%s", err);
@@ -310,6 +341,7 @@ main(int argc, char *argv[])
 	if ((d.cfg = load_config(d.config_path)) == NULL)
 		return 1;
 	if (test_only) {
+		threads_allowed(d.cfg, raise_nofile(), stderr);
 		printf("%s: configuration OK\n", d.config_path);
 		config_unref(d.cfg);
 		return 0;

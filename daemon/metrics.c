@@ -204,7 +204,8 @@ metrics_render(const struct metrics_gauges *g)
 	metrics_gauge(&t, "fanoutd_worker_threads",
 	    "Worker threads alive (started on demand).", g->threads);
 	metrics_gauge(&t, "fanoutd_worker_threads_max",
-	    "workers.threads of the running config.", g->max_threads);
+	    "Most worker threads: workers.threads within the fd limit.",
+	    g->max_threads);
 	metrics_gauge(&t, "fanoutd_inflight_requests",
 	    "Fan-outs admitted and not yet answered.", g->inflight_requests);
 	metrics_family(&t, "fanoutd_build_info", "gauge",

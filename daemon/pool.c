@@ -782,5 +782,6 @@ pool_get_stats(struct pool *pool, struct pool_stats *stats)
 	stats->running = pool->running;
 	stats->threads = pool->threads;
 	stats->idle = pool->idle;
+	stats->max_threads = (size_t)pool->params.limits.max_threads;
 	pthread_mutex_unlock(&pool->lock);
 }

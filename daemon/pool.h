@@ -81,6 +81,7 @@ struct pool_stats {
 	size_t running; /* being run */
 	size_t threads; /* alive or starting */
 	size_t idle;    /* alive and waiting */
+	size_t max_threads;
 };
 
 struct pool *pool_new(

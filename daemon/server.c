@@ -172,7 +172,7 @@ server_metrics(struct server *s, struct call *c)
 	g.queued = ps.queued;
 	g.running = ps.running;
 	g.threads = ps.threads;
-	g.max_threads = (size_t)s->cfg->threads;
+	g.max_threads = ps.max_threads;
 	g.inflight_requests = fanouts_count(s->fanouts);
 	if ((text = metrics_render(&g)) == NULL) {
 		call_reply_error(c, 500, "internal", "out of memory");

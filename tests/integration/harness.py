@@ -314,9 +314,12 @@ BASE_CONFIG = {
 
 
 class Daemon:
-    """fanoutd -c CONF on a free port of host, ready when /healthz is 200."""
+    """fanoutd -c CONF on a free port of host, ready when /healthz is 200.
+    wrap, when given, turns the daemon's argv into the argv to run (a
+    command that sets something up and then execs it, keeping the PID)."""
 
-    def __init__(self, config=None, host="127.0.0.1", attempts=5):
+    def __init__(self, config=None, host="127.0.0.1", attempts=5,
+                 wrap=None):
         self.host = host
         self.config = merge(BASE_CONFIG, config)
         last = None
@@ -327,8 +330,8 @@ class Daemon:
             self.config_path = tmpfile("fanoutd-conf")
             with open(self.config_path, "w") as f:
                 f.write(render_config(settings))
-            self.process = Process(
-                [env("FANOUTD_BIN"), "-c", self.config_path], "fanoutd")
+            argv = [env("FANOUTD_BIN"), "-c", self.config_path]
+            self.process = Process(wrap(argv) if wrap else argv, "fanoutd")
             try:
                 wait_for(self._healthy, START_TIMEOUT, "GET /healthz")
                 return
@@ -764,38 +767,13 @@ def require_private_resolver():
 
 
 class ResolverDaemon(Daemon):
-    """A Daemon whose process runs with dns as its only resolver.  Its
-    start-up is Daemon's, with the command wrapped by resolver_argv (this
-    section was appended to the harness; folding a `wrap` argument into
-    Daemon would remove the copy)."""
+    """A Daemon whose process runs with dns as its only resolver."""
 
     def __init__(self, dns, config=None, host="127.0.0.1", attempts=5):
         require_private_resolver()
         self.dns = dns
-        self.host = host
-        self.config = merge(BASE_CONFIG, config)
-        last = None
-        for _ in range(attempts):
-            self.port = free_port(host)
-            settings = merge(self.config,
-                             {"listen": {"address": host, "port": self.port}})
-            self.config_path = tmpfile("fanoutd-conf")
-            with open(self.config_path, "w") as f:
-                f.write(render_config(settings))
-            self.process = Process(resolver_argv(
-                [env("FANOUTD_BIN"), "-c", self.config_path], dns), "fanoutd")
-            try:
-                wait_for(self._healthy, START_TIMEOUT, "GET /healthz")
-                return
-            except AssertionError as e:
-                last = e
-                err = self.process.stderr()
-                problem = self.process.stop()
-                if "in use" not in err.lower():
-                    raise AssertionError(
-                        f"fanoutd did not start ({e}; {problem}): {err[-800:]}")
-        raise AssertionError(
-            f"fanoutd did not start after {attempts} ports: {last}")
+        super().__init__(config, host, attempts,
+                         wrap=lambda argv: resolver_argv(argv, dns))
 
 
 def run_daemon_with_resolver(dns, config=None, host="127.0.0.1"):
@@ -804,6 +782,7 @@ def run_daemon_with_resolver(dns, config=None, host="127.0.0.1"):
     d = ResolverDaemon(dns, config, host)
     _private.add(d)
     return d
+
 
 def use_tmpdir(path):
     """Keep this run's files (configs, stderr) in path, an existing

@@ -377,7 +377,7 @@ def test_reload_tightening_policy_reaches_nothing_new():
         cfg = {"workers": {"threads": 1}, "security": {"deny_targets": []},
                "log": {"level": "info"}}
         with h.run_daemon(cfg) as d:
-            old = [u1.url("/delay/600"), u2.url("/status/200?old")]
+            old = [u1.url("/delay/600"), u2.url("/status/201")]
             box = {}
             t = threading.Thread(target=lambda: box.update(
                 a=d.fetch_ok(old, timeout=20)))
@@ -392,16 +392,17 @@ def test_reload_tightening_policy_reaches_nothing_new():
             os.kill(d.process.pid, signal.SIGHUP)
             h.wait_for(lambda: "reloaded" in d.process.stderr(), 5,
                        "the daemon to log the reload")
-            new = [u2.url("/status/200?new1"), u2.url("/status/200?new2")]
+            new = [u2.url("/status/202"), u2.url("/status/202?again")]
             res = results_of(d.fetch_ok(new, timeout=20), new)
             t.join(20)
             check(not t.is_alive(), "the old fan-out did not finish")
             for r in res:
                 blocked(r)
             olds = results_of(box["a"], old)
-            eq(olds[1]["status"], 200,
+            eq(olds[1]["status"], 201,
                "the fetch admitted before the reload keeps its policy")
-            eq(u2.hits("/status/200?new"), 0,
+            eq(u2.hits("/status/201"), 1, "control: the old fetch's hit")
+            eq(u2.hits("/status/202"), 0,
                "requests admitted after the reload that reached the "
                "newly denied target")
 
