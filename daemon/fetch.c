@@ -123,8 +123,6 @@ fetch_error_from_curl(CURLcode code)
 		return FETCH_OK;
 	case CURLE_URL_MALFORMAT:
 		return FETCH_E_INVALID_URL;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		return FETCH_E_UNSUPPORTED_SCHEME;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		return FETCH_E_DNS;
@@ -458,6 +456,13 @@ fetch_fail(struct fetch_worker *w, struct fetch_xfer *x, CURLcode code,
 		snprintf(msg, sizeof(msg),
 		    "response body exceeds limits.max_response_bytes (%lld)",
 		    (long long)x->cfg->max_response_bytes);
+	} else if (code == CURLE_UNSUPPORTED_PROTOCOL ||
+	           code == CURLE_WEIRD_SERVER_REPLY) {
+		/* Schemes were checked before: this is the reply itself. */
+		snprintf(msg, sizeof(msg),
+		    "the server's reply is not HTTP that can be read: %s",
+		    w->errbuf[0] != '\0' ? w->errbuf
+		                         : curl_easy_strerror(code));
 	} else if (x->blocked && (code == CURLE_COULDNT_CONNECT ||
 	                             code == CURLE_ABORTED_BY_CALLBACK)) {
 		e = FETCH_E_BLOCKED;
