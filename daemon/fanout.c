@@ -18,6 +18,7 @@
  * (its drain callback), so a client that reads slowly makes the daemon
  * write slowly instead of buffer the whole answer.
  */
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -100,9 +101,17 @@ fanouts_cancel_all(struct fanouts *fs)
 		batch_cancel(f->batch);
 }
 
+/*
+ * A big fan-out leaves many small blocks free in the workers' malloc
+ * arenas; give the pages back, or the daemon stays at its high-water mark.
+ */
+#define FANOUT_TRIM_AFTER 1000
+
 static void
 fanout_free(struct fanout *f)
 {
+	bool big = batch_count(f->batch) >= FANOUT_TRIM_AFTER;
+
 	if (f->prev != NULL)
 		f->prev->next = f->next;
 	else
@@ -116,6 +125,10 @@ fanout_free(struct fanout *f)
 	batch_free(f->batch);
 	config_unref(f->cfg);
 	free(f);
+#ifdef __GLIBC__
+	if (big)
+		malloc_trim(0);
+#endif
 }
 
 static void
@@ -378,10 +391,7 @@ fanout_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct fanout *f = arg;
 
-	log_info("request %s: the answer was not read within "
-	         "limits.send_timeout_ms; closing the connection",
-	    f->call.id);
-	fanout_cut(f, "send deadline");
+	fanout_cut(f, "the answer was not read within limits.send_timeout_ms");
 }
 
 /* Every future is done: answer, or abandon. */

@@ -157,6 +157,9 @@ server_fetch(struct server *s, struct call *c)
 		call_reply_error(c, err.status, err.code, err.message);
 		return;
 	}
+	/* The spec holds what it needs: the body need not live as long as
+	 * the fan-out (a 1000-URL body is megabytes). */
+	evbuffer_drain(in, len);
 	fanout_start(
 	    s->fanouts, c, spec, s->cfg, s->pool, server_wants_stream(c->req));
 }

@@ -103,6 +103,9 @@ class SlowReader(threading.Thread):
                 self._tick(s)
 
     def _tick(self, s):
+        # MSG_DONTWAIT is not enough on a socket with a timeout: Python
+        # then waits out the timeout itself.
+        s.settimeout(0)
         try:
             if b"\r\n\r\n" not in self.head:
                 self.head = self.got + s.recv(
