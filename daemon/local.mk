@@ -3,6 +3,7 @@ daemon_libfanoutd_a_SOURCES = \
 	daemon/clock.c daemon/clock.h \
 	daemon/batch.c daemon/batch.h \
 	daemon/call.c daemon/call.h \
+	daemon/expect.c daemon/expect.h \
 	daemon/client.c daemon/client.h \
 	daemon/fanout.c daemon/fanout.h \
 	daemon/config.c daemon/config.h \
@@ -16,10 +17,10 @@ daemon_libfanoutd_a_SOURCES = \
 	daemon/request.c daemon/request.h \
 	daemon/server.c daemon/server.h
 daemon_libfanoutd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CURL_CFLAGS) \
-	$(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) $(SYSTEMD_CFLAGS)
+	$(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) $(PCRE2_CFLAGS) $(SYSTEMD_CFLAGS)
 
 FANOUTD_LIBS = daemon/libfanoutd.a $(LIBEVENT_LIBS) $(CURL_LIBS) \
-	$(LIBCONFIG_LIBS) $(JANSSON_LIBS) $(SYSTEMD_LIBS) -lm
+	$(LIBCONFIG_LIBS) $(JANSSON_LIBS) $(PCRE2_LIBS) $(SYSTEMD_LIBS) -lm
 
 sbin_PROGRAMS += daemon/fanoutd
 daemon_fanoutd_SOURCES = daemon/main.c

@@ -3,7 +3,8 @@ UNIT_CFLAGS = $(daemon_libfanoutd_a_CFLAGS) $(CHECK_CFLAGS) -I$(srcdir)/daemon
 UNIT_LDADD = $(FANOUTD_LIBS) $(CHECK_LIBS)
 
 UNIT_TESTS = tests/test_config tests/test_policy tests/test_request \
-	tests/test_render tests/test_fetch tests/test_pool tests/test_metrics
+	tests/test_render tests/test_fetch tests/test_pool tests/test_metrics \
+	tests/test_expect
 # `make distcheck INTEGRATION_TESTS=` runs only the unit tests in the
 # tarball (scripts/test runs the integration suite on the tree itself).
 INTEGRATION_TESTS = tests/integration/run.py
@@ -40,6 +41,9 @@ tests_test_fetch_LDADD = $(UNIT_LDADD)
 tests_test_pool_SOURCES = tests/test_pool.c
 tests_test_pool_CFLAGS = $(UNIT_CFLAGS)
 tests_test_pool_LDADD = $(UNIT_LDADD)
+tests_test_expect_SOURCES = tests/test_expect.c
+tests_test_expect_CFLAGS = $(UNIT_CFLAGS)
+tests_test_expect_LDADD = $(UNIT_LDADD)
 tests_test_metrics_SOURCES = tests/test_metrics.c
 tests_test_metrics_CFLAGS = $(UNIT_CFLAGS)
 tests_test_metrics_LDADD = $(UNIT_LDADD)

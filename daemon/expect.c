@@ -1,5 +1,5 @@
 /*
- * check: expectations and verdicts.
+ * expect: expectations and verdicts.
  *
  * Substrings are looked for as the body arrives: each chunk is searched,
  * and so is the seam with the chunk before (the last longest-needle
@@ -23,45 +23,45 @@
 #include <string.h>
 #include <strings.h>
 
-#include "check.h"
+#include "expect.h"
 
 /* The longest text, pattern or header name a spec keeps (bytes). */
-#define CHECK_TEXT_MAX    4096
-#define CHECK_ENTRIES_MAX 64
+#define EXPECT_TEXT_MAX    4096
+#define EXPECT_ENTRIES_MAX 64
 
-struct check_needle {
+struct expect_needle {
 	char *text;
 	size_t len;
 };
 
-struct check_pattern {
+struct expect_pattern {
 	char *text;
 	size_t len;
 	pcre2_code *code;
 };
 
-struct check_header_rule {
+struct expect_header_rule {
 	char *name;
-	struct check_pattern pattern;
+	struct expect_pattern pattern;
 };
 
-struct check_spec {
+struct expect_spec {
 	atomic_int refs;
-	struct check_status_entry *status; /* NULL: 200-399 */
+	struct expect_status_entry *status; /* NULL: 200-399 */
 	size_t nstatus;
-	struct check_needle *needles[2]; /* contains, not_contains */
+	struct expect_needle *needles[2]; /* contains, not_contains */
 	size_t nneedles[2];
 	size_t longest_needle;
-	struct check_pattern regex[2]; /* body_regex, body_not_regex */
-	struct check_header_rule *headers;
+	struct expect_pattern regex[2]; /* body_regex, body_not_regex */
+	struct expect_header_rule *headers;
 	size_t nheaders;
-	bool has_limit[CHECK_KIND_COUNT];
-	double limit[CHECK_KIND_COUNT]; /* max_ms, cert_days_left */
+	bool has_limit[EXPECT_KIND_COUNT];
+	double limit[EXPECT_KIND_COUNT]; /* max_ms, cert_days_left */
 	pcre2_match_context *mctx;
 };
 
-struct check_state {
-	const struct check_spec *spec;
+struct expect_state {
+	const struct expect_spec *spec;
 	bool *found[2]; /* per needle */
 	char *tail;     /* the seam with the previous chunk */
 	size_t tail_len;
@@ -70,27 +70,27 @@ struct check_state {
 	char **values; /* per header rule: its last value, or NULL */
 };
 
-static const char *const check_names[CHECK_KIND_COUNT] = {
-    [CHECK_STATUS] = "status",
-    [CHECK_BODY_CONTAINS] = "body_contains",
-    [CHECK_BODY_NOT_CONTAINS] = "body_not_contains",
-    [CHECK_BODY_REGEX] = "body_regex",
-    [CHECK_BODY_NOT_REGEX] = "body_not_regex",
-    [CHECK_HEADERS] = "headers",
-    [CHECK_MAX_MS] = "max_ms",
-    [CHECK_CERT_DAYS_LEFT] = "cert_days_left",
+static const char *const expect_names[EXPECT_KIND_COUNT] = {
+    [EXPECT_STATUS] = "status",
+    [EXPECT_BODY_CONTAINS] = "body_contains",
+    [EXPECT_BODY_NOT_CONTAINS] = "body_not_contains",
+    [EXPECT_BODY_REGEX] = "body_regex",
+    [EXPECT_BODY_NOT_REGEX] = "body_not_regex",
+    [EXPECT_HEADERS] = "headers",
+    [EXPECT_MAX_MS] = "max_ms",
+    [EXPECT_CERT_DAYS_LEFT] = "cert_days_left",
 };
 
 const char *
-check_name(enum check_kind kind)
+expect_name(enum expect_kind kind)
 {
-	return (unsigned)kind < CHECK_KIND_COUNT ? check_names[kind] : "?";
+	return (unsigned)kind < EXPECT_KIND_COUNT ? expect_names[kind] : "?";
 }
 
-struct check_spec *
-check_spec_new(void)
+struct expect_spec *
+expect_spec_new(void)
 {
-	struct check_spec *spec = calloc(1, sizeof(*spec));
+	struct expect_spec *spec = calloc(1, sizeof(*spec));
 
 	if (spec == NULL)
 		return NULL;
@@ -99,20 +99,20 @@ check_spec_new(void)
 		free(spec);
 		return NULL;
 	}
-	pcre2_set_match_limit(spec->mctx, CHECK_MATCH_LIMIT);
-	pcre2_set_depth_limit(spec->mctx, CHECK_DEPTH_LIMIT);
+	pcre2_set_match_limit(spec->mctx, EXPECT_MATCH_LIMIT);
+	pcre2_set_depth_limit(spec->mctx, EXPECT_DEPTH_LIMIT);
 	return spec;
 }
 
-struct check_spec *
-check_spec_ref(struct check_spec *spec)
+struct expect_spec *
+expect_spec_ref(struct expect_spec *spec)
 {
 	atomic_fetch_add_explicit(&spec->refs, 1, memory_order_relaxed);
 	return spec;
 }
 
 static void
-check_pattern_reset(struct check_pattern *p)
+expect_pattern_reset(struct expect_pattern *p)
 {
 	free(p->text);
 	pcre2_code_free(p->code);
@@ -120,7 +120,7 @@ check_pattern_reset(struct check_pattern *p)
 }
 
 void
-check_spec_unref(struct check_spec *spec)
+expect_spec_unref(struct expect_spec *spec)
 {
 	size_t i, k;
 
@@ -132,11 +132,11 @@ check_spec_unref(struct check_spec *spec)
 		for (i = 0; i < spec->nneedles[k]; i++)
 			free(spec->needles[k][i].text);
 		free(spec->needles[k]);
-		check_pattern_reset(&spec->regex[k]);
+		expect_pattern_reset(&spec->regex[k]);
 	}
 	for (i = 0; i < spec->nheaders; i++) {
 		free(spec->headers[i].name);
-		check_pattern_reset(&spec->headers[i].pattern);
+		expect_pattern_reset(&spec->headers[i].pattern);
 	}
 	free(spec->headers);
 	pcre2_match_context_free(spec->mctx);
@@ -145,22 +145,23 @@ check_spec_unref(struct check_spec *spec)
 
 /* Grow an array of n elements of size sz by one; NULL out of memory. */
 static void *
-check_grow(void *array, size_t n, size_t sz)
+expect_grow(void *array, size_t n, size_t sz)
 {
-	if (n >= CHECK_ENTRIES_MAX)
+	if (n >= EXPECT_ENTRIES_MAX)
 		return NULL;
 	return reallocarray(array, n + 1, sz);
 }
 
 static int
-check_add_range(struct check_spec *spec, int lo, int hi, bool number,
+expect_add_range(struct expect_spec *spec, int lo, int hi, bool number,
     const char *text, char *err, size_t errlen)
 {
-	struct check_status_entry *e;
+	struct expect_status_entry *e;
 
-	if ((e = check_grow(spec->status, spec->nstatus, sizeof(*e))) == NULL) {
+	if ((e = expect_grow(spec->status, spec->nstatus, sizeof(*e))) ==
+	    NULL) {
 		snprintf(err, errlen, "too many status entries (at most %d)",
-		    CHECK_ENTRIES_MAX);
+		    EXPECT_ENTRIES_MAX);
 		return -1;
 	}
 	spec->status = e;
@@ -173,8 +174,8 @@ check_add_range(struct check_spec *spec, int lo, int hi, bool number,
 }
 
 int
-check_add_status_code(
-    struct check_spec *spec, long code, char *err, size_t errlen)
+expect_add_status_code(
+    struct expect_spec *spec, long code, char *err, size_t errlen)
 {
 	char text[16];
 
@@ -183,13 +184,13 @@ check_add_status_code(
 		return -1;
 	}
 	snprintf(text, sizeof(text), "%ld", code);
-	return check_add_range(
+	return expect_add_range(
 	    spec, (int)code, (int)code, true, text, err, errlen);
 }
 
 /* Three digits at s, the first 1-9; -1 when not. */
 static int
-check_three_digits(const char *s)
+expect_three_digits(const char *s)
 {
 	if (s[0] < '1' || s[0] > '9' || !isdigit((unsigned char)s[1]) ||
 	    !isdigit((unsigned char)s[2]))
@@ -198,8 +199,8 @@ check_three_digits(const char *s)
 }
 
 int
-check_add_status_text(
-    struct check_spec *spec, const char *text, char *err, size_t errlen)
+expect_add_status_text(
+    struct expect_spec *spec, const char *text, char *err, size_t errlen)
 {
 	size_t len = strlen(text);
 	int lo = -1, hi = -1;
@@ -209,10 +210,10 @@ check_add_status_text(
 		lo = (text[0] - '0') * 100;
 		hi = lo + 99;
 	} else if (len == 3)
-		lo = hi = check_three_digits(text);
+		lo = hi = expect_three_digits(text);
 	else if (len == 7 && text[3] == '-') {
-		lo = check_three_digits(text);
-		hi = check_three_digits(text + 4);
+		lo = expect_three_digits(text);
+		hi = expect_three_digits(text + 4);
 	}
 	if (lo < 0 || hi < lo) {
 		snprintf(err, errlen,
@@ -222,25 +223,25 @@ check_add_status_text(
 		    text);
 		return -1;
 	}
-	return check_add_range(spec, lo, hi, false, text, err, errlen);
+	return expect_add_range(spec, lo, hi, false, text, err, errlen);
 }
 
 int
-check_add_text(struct check_spec *spec, enum check_kind kind, const char *text,
-    size_t len, char *err, size_t errlen)
+expect_add_text(struct expect_spec *spec, enum expect_kind kind,
+    const char *text, size_t len, char *err, size_t errlen)
 {
-	int k = kind == CHECK_BODY_NOT_CONTAINS;
-	struct check_needle *n;
+	int k = kind == EXPECT_BODY_NOT_CONTAINS;
+	struct expect_needle *n;
 
-	if (len == 0 || len > CHECK_TEXT_MAX) {
+	if (len == 0 || len > EXPECT_TEXT_MAX) {
 		snprintf(err, errlen, "%s: a text must be 1 to %d bytes",
-		    check_name(kind), CHECK_TEXT_MAX);
+		    expect_name(kind), EXPECT_TEXT_MAX);
 		return -1;
 	}
-	n = check_grow(spec->needles[k], spec->nneedles[k], sizeof(*n));
+	n = expect_grow(spec->needles[k], spec->nneedles[k], sizeof(*n));
 	if (n == NULL) {
 		snprintf(err, errlen, "%s: too many texts (at most %d)",
-		    check_name(kind), CHECK_ENTRIES_MAX);
+		    expect_name(kind), EXPECT_ENTRIES_MAX);
 		return -1;
 	}
 	spec->needles[k] = n;
@@ -260,16 +261,16 @@ check_add_text(struct check_spec *spec, enum check_kind kind, const char *text,
 
 /* Compile pattern into p; -1 with PCRE2's reason and offset in err. */
 static int
-check_compile(struct check_pattern *p, const char *what, const char *pattern,
+expect_compile(struct expect_pattern *p, const char *what, const char *pattern,
     size_t len, char *err, size_t errlen)
 {
 	PCRE2_UCHAR msg[128];
 	PCRE2_SIZE offset;
 	int code;
 
-	if (len > CHECK_TEXT_MAX) {
+	if (len > EXPECT_TEXT_MAX) {
 		snprintf(err, errlen, "%s: a pattern must be at most %d bytes",
-		    what, CHECK_TEXT_MAX);
+		    what, EXPECT_TEXT_MAX);
 		return -1;
 	}
 	p->code = pcre2_compile((PCRE2_SPTR)pattern, len,
@@ -294,35 +295,35 @@ check_compile(struct check_pattern *p, const char *what, const char *pattern,
 }
 
 int
-check_add_regex(struct check_spec *spec, enum check_kind kind,
+expect_add_regex(struct expect_spec *spec, enum expect_kind kind,
     const char *pattern, size_t len, char *err, size_t errlen)
 {
-	struct check_pattern *p = &spec->regex[kind == CHECK_BODY_NOT_REGEX];
+	struct expect_pattern *p = &spec->regex[kind == EXPECT_BODY_NOT_REGEX];
 
-	check_pattern_reset(p);
-	return check_compile(p, check_name(kind), pattern, len, err, errlen);
+	expect_pattern_reset(p);
+	return expect_compile(p, expect_name(kind), pattern, len, err, errlen);
 }
 
 int
-check_add_header(struct check_spec *spec, const char *name, const char *pattern,
-    size_t len, char *err, size_t errlen)
+expect_add_header(struct expect_spec *spec, const char *name,
+    const char *pattern, size_t len, char *err, size_t errlen)
 {
-	struct check_header_rule *h;
+	struct expect_header_rule *h;
 
-	h = check_grow(spec->headers, spec->nheaders, sizeof(*h));
+	h = expect_grow(spec->headers, spec->nheaders, sizeof(*h));
 	if (h == NULL) {
 		snprintf(err, errlen, "headers: too many (at most %d)",
-		    CHECK_ENTRIES_MAX);
+		    EXPECT_ENTRIES_MAX);
 		return -1;
 	}
 	spec->headers = h;
 	h += spec->nheaders;
 	memset(h, 0, sizeof(*h));
-	if (check_compile(&h->pattern, "headers", pattern, len, err, errlen) ==
+	if (expect_compile(&h->pattern, "headers", pattern, len, err, errlen) ==
 	    -1)
 		return -1;
 	if ((h->name = strdup(name)) == NULL) {
-		check_pattern_reset(&h->pattern);
+		expect_pattern_reset(&h->pattern);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -331,46 +332,46 @@ check_add_header(struct check_spec *spec, const char *name, const char *pattern,
 }
 
 void
-check_set_max_ms(struct check_spec *spec, double ms)
+expect_set_max_ms(struct expect_spec *spec, double ms)
 {
-	spec->has_limit[CHECK_MAX_MS] = true;
-	spec->limit[CHECK_MAX_MS] = ms;
+	spec->has_limit[EXPECT_MAX_MS] = true;
+	spec->limit[EXPECT_MAX_MS] = ms;
 }
 
 void
-check_set_cert_days_left(struct check_spec *spec, double days)
+expect_set_cert_days_left(struct expect_spec *spec, double days)
 {
-	spec->has_limit[CHECK_CERT_DAYS_LEFT] = true;
-	spec->limit[CHECK_CERT_DAYS_LEFT] = days;
+	spec->has_limit[EXPECT_CERT_DAYS_LEFT] = true;
+	spec->limit[EXPECT_CERT_DAYS_LEFT] = days;
 }
 
-const struct check_status_entry *
-check_status_entries(const struct check_spec *spec, size_t *n)
+const struct expect_status_entry *
+expect_status_entries(const struct expect_spec *spec, size_t *n)
 {
 	*n = spec->nstatus;
 	return spec->status;
 }
 
 const char *
-check_text(const struct check_spec *spec, enum check_kind kind, size_t entry,
+expect_text(const struct expect_spec *spec, enum expect_kind kind, size_t entry,
     size_t *len)
 {
-	const struct check_pattern *p;
+	const struct expect_pattern *p;
 
-	if (kind == CHECK_BODY_CONTAINS || kind == CHECK_BODY_NOT_CONTAINS) {
-		const struct check_needle *n =
-		    &spec->needles[kind == CHECK_BODY_NOT_CONTAINS][entry];
+	if (kind == EXPECT_BODY_CONTAINS || kind == EXPECT_BODY_NOT_CONTAINS) {
+		const struct expect_needle *n =
+		    &spec->needles[kind == EXPECT_BODY_NOT_CONTAINS][entry];
 
 		*len = n->len;
 		return n->text;
 	}
-	p = &spec->regex[kind == CHECK_BODY_NOT_REGEX];
+	p = &spec->regex[kind == EXPECT_BODY_NOT_REGEX];
 	*len = p->len;
 	return p->text;
 }
 
 void
-check_header(const struct check_spec *spec, size_t entry, const char **name,
+expect_header(const struct expect_spec *spec, size_t entry, const char **name,
     const char **pattern)
 {
 	*name = spec->headers[entry].name;
@@ -378,34 +379,34 @@ check_header(const struct check_spec *spec, size_t entry, const char **name,
 }
 
 double
-check_limit(const struct check_spec *spec, enum check_kind kind)
+expect_limit(const struct expect_spec *spec, enum expect_kind kind)
 {
 	return spec->limit[kind];
 }
 
 bool
-check_wants_body(const struct check_spec *spec)
+expect_wants_body(const struct expect_spec *spec)
 {
 	return spec->nneedles[0] + spec->nneedles[1] > 0 ||
 	       spec->regex[0].code != NULL || spec->regex[1].code != NULL;
 }
 
 bool
-check_wants_headers(const struct check_spec *spec)
+expect_wants_headers(const struct expect_spec *spec)
 {
 	return spec->nheaders > 0;
 }
 
 const char *
-check_header_name(const struct check_spec *spec, size_t i)
+expect_header_name(const struct expect_spec *spec, size_t i)
 {
 	return i < spec->nheaders ? spec->headers[i].name : NULL;
 }
 
-struct check_state *
-check_state_new(const struct check_spec *spec, size_t body_max)
+struct expect_state *
+expect_state_new(const struct expect_spec *spec, size_t body_max)
 {
-	struct check_state *st = calloc(1, sizeof(*st));
+	struct expect_state *st = calloc(1, sizeof(*st));
 
 	if (st == NULL)
 		return NULL;
@@ -419,14 +420,14 @@ check_state_new(const struct check_spec *spec, size_t body_max)
 	        (st->tail = malloc(spec->longest_needle)) == NULL) ||
 	    (spec->nheaders > 0 && (st->values = calloc(spec->nheaders,
 	                                sizeof(char *))) == NULL)) {
-		check_state_free(st);
+		expect_state_free(st);
 		return NULL;
 	}
 	return st;
 }
 
 void
-check_state_free(struct check_state *st)
+expect_state_free(struct expect_state *st)
 {
 	size_t i;
 
@@ -443,9 +444,9 @@ check_state_free(struct check_state *st)
 }
 
 void
-check_state_new_hop(struct check_state *st)
+expect_state_new_hop(struct expect_state *st)
 {
-	const struct check_spec *spec = st->spec;
+	const struct expect_spec *spec = st->spec;
 	size_t i;
 
 	for (i = 0; i < 2; i++)
@@ -461,10 +462,10 @@ check_state_new_hop(struct check_state *st)
 
 /* Mark every needle of set k found in the data, seam included. */
 static void
-check_search(struct check_state *st, int k, const char *data, size_t len)
+expect_search(struct expect_state *st, int k, const char *data, size_t len)
 {
-	const struct check_spec *spec = st->spec;
-	char seam[2 * CHECK_TEXT_MAX];
+	const struct expect_spec *spec = st->spec;
+	char seam[2 * EXPECT_TEXT_MAX];
 	size_t i, head, seam_len;
 
 	head = len < spec->longest_needle ? len : spec->longest_needle - 1;
@@ -472,7 +473,7 @@ check_search(struct check_state *st, int k, const char *data, size_t len)
 	memcpy(seam + st->tail_len, data, head);
 	seam_len = st->tail_len + head;
 	for (i = 0; i < spec->nneedles[k]; i++) {
-		const struct check_needle *n = &spec->needles[k][i];
+		const struct expect_needle *n = &spec->needles[k][i];
 
 		if (st->found[k][i])
 			continue;
@@ -484,7 +485,7 @@ check_search(struct check_state *st, int k, const char *data, size_t len)
 
 /* Keep the last longest-needle minus one bytes seen. */
 static void
-check_keep_tail(struct check_state *st, const char *data, size_t len)
+expect_keep_tail(struct expect_state *st, const char *data, size_t len)
 {
 	size_t keep = st->spec->longest_needle - 1;
 
@@ -503,7 +504,7 @@ check_keep_tail(struct check_state *st, const char *data, size_t len)
 }
 
 static int
-check_keep_body(struct check_state *st, const char *data, size_t len)
+expect_keep_body(struct expect_state *st, const char *data, size_t len)
 {
 	size_t want = st->body_len + len, cap;
 	char *grown;
@@ -527,25 +528,25 @@ check_keep_body(struct check_state *st, const char *data, size_t len)
 }
 
 int
-check_feed_body(struct check_state *st, const char *data, size_t len)
+expect_feed_body(struct expect_state *st, const char *data, size_t len)
 {
-	const struct check_spec *spec = st->spec;
+	const struct expect_spec *spec = st->spec;
 
 	if (len == 0)
 		return 0;
 	if (spec->nneedles[0] > 0)
-		check_search(st, 0, data, len);
+		expect_search(st, 0, data, len);
 	if (spec->nneedles[1] > 0)
-		check_search(st, 1, data, len);
+		expect_search(st, 1, data, len);
 	if (spec->longest_needle > 1)
-		check_keep_tail(st, data, len);
+		expect_keep_tail(st, data, len);
 	if (spec->regex[0].code != NULL || spec->regex[1].code != NULL)
-		return check_keep_body(st, data, len);
+		return expect_keep_body(st, data, len);
 	return 0;
 }
 
 int
-check_feed_header(struct check_state *st, const char *line, size_t len)
+expect_feed_header(struct expect_state *st, const char *line, size_t len)
 {
 	const char *colon = memchr(line, ':', len), *v;
 	size_t nlen, vlen, i;
@@ -575,7 +576,7 @@ check_feed_header(struct check_state *st, const char *line, size_t len)
 
 /* 1: matches, 0: does not, -1: the match hit a limit or failed. */
 static int
-check_match(const struct check_spec *spec, const struct check_pattern *p,
+expect_match(const struct expect_spec *spec, const struct expect_pattern *p,
     const char *subject, size_t len)
 {
 	pcre2_match_data *md =
@@ -591,7 +592,7 @@ check_match(const struct check_spec *spec, const struct check_pattern *p,
 }
 
 static bool
-check_status_ok(const struct check_spec *spec, long status)
+expect_status_ok(const struct expect_spec *spec, long status)
 {
 	size_t i;
 
@@ -605,18 +606,18 @@ check_status_ok(const struct check_spec *spec, long status)
 }
 
 /* Collects failures in order; the first also makes the message. */
-struct check_verdict {
-	struct check_failure *list;
+struct expect_verdict {
+	struct expect_failure *list;
 	size_t n;
 	int rc;
 	char *message;
 	size_t msglen;
 };
 
-static struct check_failure *
-check_fail(struct check_verdict *v, enum check_kind kind, size_t entry)
+static struct expect_failure *
+expect_fail(struct expect_verdict *v, enum expect_kind kind, size_t entry)
 {
-	struct check_failure *f;
+	struct expect_failure *f;
 
 	if (v->rc < 0 ||
 	    (f = reallocarray(v->list, v->n + 1, sizeof(*f))) == NULL) {
@@ -633,7 +634,7 @@ check_fail(struct check_verdict *v, enum check_kind kind, size_t entry)
 
 /* The entries of expect.status as the message shows them: "2xx, 301". */
 static void
-check_status_words(const struct check_spec *spec, char *buf, size_t len)
+expect_status_words(const struct expect_spec *spec, char *buf, size_t len)
 {
 	size_t i, used = 0;
 
@@ -644,28 +645,28 @@ check_status_words(const struct check_spec *spec, char *buf, size_t len)
 }
 
 static void
-check_judge_status(const struct check_spec *spec, const struct check_answer *a,
-    struct check_verdict *v)
+expect_judge_status(const struct expect_spec *spec,
+    const struct expect_answer *a, struct expect_verdict *v)
 {
-	struct check_failure *f;
+	struct expect_failure *f;
 	char words[256];
 
-	if (check_status_ok(spec, a->status))
+	if (expect_status_ok(spec, a->status))
 		return;
-	if ((f = check_fail(v, CHECK_STATUS, 0)) == NULL)
+	if ((f = expect_fail(v, EXPECT_STATUS, 0)) == NULL)
 		return;
 	f->has_actual = true;
 	f->actual_num = (double)a->status;
 	if (v->n == 1) {
-		check_status_words(spec, words, sizeof(words));
+		expect_status_words(spec, words, sizeof(words));
 		snprintf(v->message, v->msglen, "status %ld not in [%s]",
 		    a->status, words);
 	}
 }
 
 static void
-check_judge_needles(const struct check_spec *spec, const struct check_state *st,
-    struct check_verdict *v)
+expect_judge_needles(const struct expect_spec *spec,
+    const struct expect_state *st, struct expect_verdict *v)
 {
 	size_t k, i;
 
@@ -673,9 +674,9 @@ check_judge_needles(const struct check_spec *spec, const struct check_state *st,
 		for (i = 0; i < spec->nneedles[k]; i++) {
 			bool bad = k == 0 ? !st->found[k][i] : st->found[k][i];
 
-			if (!bad || check_fail(v,
-			                k == 0 ? CHECK_BODY_CONTAINS
-			                       : CHECK_BODY_NOT_CONTAINS,
+			if (!bad || expect_fail(v,
+			                k == 0 ? EXPECT_BODY_CONTAINS
+			                       : EXPECT_BODY_NOT_CONTAINS,
 			                i) == NULL)
 				continue;
 			if (v->n == 1)
@@ -687,8 +688,8 @@ check_judge_needles(const struct check_spec *spec, const struct check_state *st,
 }
 
 static void
-check_judge_regexes(const struct check_spec *spec, const struct check_state *st,
-    struct check_verdict *v)
+expect_judge_regexes(const struct expect_spec *spec,
+    const struct expect_state *st, struct expect_verdict *v)
 {
 	size_t k;
 	int m;
@@ -696,10 +697,10 @@ check_judge_regexes(const struct check_spec *spec, const struct check_state *st,
 	for (k = 0; k < 2; k++) {
 		if (spec->regex[k].code == NULL)
 			continue;
-		m = check_match(spec, &spec->regex[k], st->body, st->body_len);
+		m = expect_match(spec, &spec->regex[k], st->body, st->body_len);
 		if ((k == 0 ? m == 1 : m == 0) ||
-		    check_fail(v,
-		        k == 0 ? CHECK_BODY_REGEX : CHECK_BODY_NOT_REGEX,
+		    expect_fail(v,
+		        k == 0 ? EXPECT_BODY_REGEX : EXPECT_BODY_NOT_REGEX,
 		        0) == NULL)
 			continue;
 		if (v->n == 1)
@@ -712,20 +713,20 @@ check_judge_regexes(const struct check_spec *spec, const struct check_state *st,
 }
 
 static void
-check_judge_headers(const struct check_spec *spec, const struct check_state *st,
-    struct check_verdict *v)
+expect_judge_headers(const struct expect_spec *spec,
+    const struct expect_state *st, struct expect_verdict *v)
 {
-	struct check_failure *f;
+	struct expect_failure *f;
 	const char *value;
 	size_t i;
 
 	for (i = 0; i < spec->nheaders; i++) {
 		value = st->values != NULL ? st->values[i] : NULL;
 		if (value != NULL &&
-		    check_match(spec, &spec->headers[i].pattern, value,
+		    expect_match(spec, &spec->headers[i].pattern, value,
 		        strlen(value)) == 1)
 			continue;
-		if ((f = check_fail(v, CHECK_HEADERS, i)) == NULL)
+		if ((f = expect_fail(v, EXPECT_HEADERS, i)) == NULL)
 			continue;
 		if (value != NULL && (f->actual_str = strdup(value)) == NULL)
 			v->rc = -1;
@@ -744,25 +745,25 @@ check_judge_headers(const struct check_spec *spec, const struct check_state *st,
 }
 
 static void
-check_judge_limits(const struct check_spec *spec, const struct check_answer *a,
-    struct check_verdict *v)
+expect_judge_limits(const struct expect_spec *spec,
+    const struct expect_answer *a, struct expect_verdict *v)
 {
-	struct check_failure *f;
+	struct expect_failure *f;
 
-	if (spec->has_limit[CHECK_MAX_MS] &&
-	    a->total_ms > spec->limit[CHECK_MAX_MS] &&
-	    (f = check_fail(v, CHECK_MAX_MS, 0)) != NULL) {
+	if (spec->has_limit[EXPECT_MAX_MS] &&
+	    a->total_ms > spec->limit[EXPECT_MAX_MS] &&
+	    (f = expect_fail(v, EXPECT_MAX_MS, 0)) != NULL) {
 		f->has_actual = true;
 		f->actual_num = a->total_ms;
 		if (v->n == 1)
 			snprintf(v->message, v->msglen,
 			    "total %.1f ms is above max_ms %g", a->total_ms,
-			    spec->limit[CHECK_MAX_MS]);
+			    spec->limit[EXPECT_MAX_MS]);
 	}
 	/* Only a certificate can fail this: plain http has none to check. */
-	if (spec->has_limit[CHECK_CERT_DAYS_LEFT] && a->has_cert &&
-	    a->cert_days_left < spec->limit[CHECK_CERT_DAYS_LEFT] &&
-	    (f = check_fail(v, CHECK_CERT_DAYS_LEFT, 0)) != NULL) {
+	if (spec->has_limit[EXPECT_CERT_DAYS_LEFT] && a->has_cert &&
+	    a->cert_days_left < spec->limit[EXPECT_CERT_DAYS_LEFT] &&
+	    (f = expect_fail(v, EXPECT_CERT_DAYS_LEFT, 0)) != NULL) {
 		f->has_actual = true;
 		f->actual_num = a->cert_days_left;
 		if (v->n == 1)
@@ -770,28 +771,28 @@ check_judge_limits(const struct check_spec *spec, const struct check_answer *a,
 			    "certificate valid for %.0f more days, fewer than "
 			    "%g",
 			    floor(a->cert_days_left),
-			    spec->limit[CHECK_CERT_DAYS_LEFT]);
+			    spec->limit[EXPECT_CERT_DAYS_LEFT]);
 	}
 }
 
 int
-check_verdict(const struct check_spec *spec, struct check_state *st,
-    const struct check_answer *answer, struct check_failure **failures,
+expect_verdict(const struct expect_spec *spec, struct expect_state *st,
+    const struct expect_answer *answer, struct expect_failure **failures,
     char *message, size_t msglen)
 {
-	struct check_verdict v = {.message = message, .msglen = msglen};
+	struct expect_verdict v = {.message = message, .msglen = msglen};
 
 	if (msglen > 0)
 		message[0] = '\0';
-	check_judge_status(spec, answer, &v);
+	expect_judge_status(spec, answer, &v);
 	if (st != NULL) {
-		check_judge_needles(spec, st, &v);
-		check_judge_regexes(spec, st, &v);
-		check_judge_headers(spec, st, &v);
+		expect_judge_needles(spec, st, &v);
+		expect_judge_regexes(spec, st, &v);
+		expect_judge_headers(spec, st, &v);
 	}
-	check_judge_limits(spec, answer, &v);
+	expect_judge_limits(spec, answer, &v);
 	if (v.rc < 0) {
-		check_failures_free(v.list, v.n);
+		expect_failures_free(v.list, v.n);
 		*failures = NULL;
 		return -1;
 	}
@@ -800,7 +801,7 @@ check_verdict(const struct check_spec *spec, struct check_state *st,
 }
 
 void
-check_failures_free(struct check_failure *failures, size_t n)
+expect_failures_free(struct expect_failure *failures, size_t n)
 {
 	size_t i;
 
