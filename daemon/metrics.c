@@ -365,10 +365,11 @@ metrics_render_histogram(struct text *t, const struct histogram *h)
 }
 
 static void
-metrics_gauge(struct text *t, const char *name, const char *help, size_t v)
+metrics_gauge(
+    struct text *t, const char *name, const char *help, unsigned long long v)
 {
 	metrics_family(t, name, "gauge", help);
-	text_add(t, "%s %zu\n", name, v);
+	text_add(t, "%s %llu\n", name, v);
 }
 
 /* A family of one sample without labels, its value a double. */
@@ -412,25 +413,17 @@ metrics_render_process(struct text *t)
 		metrics_scalar(t, "process_start_time_seconds", "gauge",
 		    "Start time of the process since unix epoch in seconds.",
 		    p.start_time);
-		metrics_family(t, "process_virtual_memory_bytes", "gauge",
-		    "Virtual memory size in bytes.");
-		text_add(
-		    t, "process_virtual_memory_bytes %llu\n", p.virtual_bytes);
-		metrics_family(t, "process_resident_memory_bytes", "gauge",
-		    "Resident memory size in bytes.");
-		text_add(t, "process_resident_memory_bytes %llu\n",
-		    p.resident_bytes);
+		metrics_gauge(t, "process_virtual_memory_bytes",
+		    "Virtual memory size in bytes.", p.virtual_bytes);
+		metrics_gauge(t, "process_resident_memory_bytes",
+		    "Resident memory size in bytes.", p.resident_bytes);
 	}
-	if (p.have_open_fds) {
-		metrics_family(t, "process_open_fds", "gauge",
-		    "Number of open file descriptors.");
-		text_add(t, "process_open_fds %llu\n", p.open_fds);
-	}
-	if (p.have_max_fds) {
-		metrics_family(t, "process_max_fds", "gauge",
-		    "Maximum number of open file descriptors.");
-		text_add(t, "process_max_fds %llu\n", p.max_fds);
-	}
+	if (p.have_open_fds)
+		metrics_gauge(t, "process_open_fds",
+		    "Number of open file descriptors.", p.open_fds);
+	if (p.have_max_fds)
+		metrics_gauge(t, "process_max_fds",
+		    "Maximum number of open file descriptors.", p.max_fds);
 }
 
 char *
