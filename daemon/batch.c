@@ -116,12 +116,16 @@ batch_settle(struct batch *b, size_t index)
 	}
 }
 
-/* Loop thread: a job came back from the pool. */
+/*
+ * Loop thread: a job came back from the pool.  Only pool jobs waited in
+ * the queue; items that failed validation settle without one.
+ */
 static void
 batch_job_done(struct pool_job *job)
 {
 	struct batch_job *bj = (struct batch_job *)job;
 
+	metrics_queue_wait(bj->batch->results[bj->index].time.queue);
 	batch_settle(bj->batch, bj->index);
 }
 

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "server.h"
 
@@ -187,6 +188,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	notify("RELOADING=1");
 	if (cfg == NULL) {
 		log_config_errors(err);
+		metrics_config_loaded(false);
 		notify("READY=1");
 		return;
 	}
@@ -202,6 +204,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	server_set_config(d->server, cfg);
 	config_unref(d->cfg);
 	d->cfg = cfg;
+	metrics_config_loaded(true);
 	log_info("reloaded %s", d->config_path);
 	notify("READY=1");
 }
@@ -346,6 +349,7 @@ main(int argc, char *argv[])
 		config_unref(d.cfg);
 		return 0;
 	}
+	metrics_config_loaded(true); /* the start-up load counts as one */
 	daemon_start(&d);
 	event_base_dispatch(d.base);
 	daemon_stop(&d);

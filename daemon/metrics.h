@@ -1,12 +1,14 @@
 /*
- * metrics: counters and a histogram of the daemon's work, rendered in the
+ * metrics: counters and histograms of the daemon's work, rendered in the
  * Prometheus text exposition format.  Every update and the rendering run
  * on the loop thread (fetch outcomes are counted when their job comes
- * back), so the counters need no atomics; gauges are read at render time.
+ * back), so the counters need no atomics; gauges, the process' own
+ * figures among them, are read at render time.
  */
 #ifndef FANOUTD_METRICS_H
 #define FANOUTD_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "fetch.h"
@@ -17,6 +19,13 @@ struct pool_stats;
 void metrics_request(int status);
 /* A fetch completed (ok or not). */
 void metrics_fetch(const struct fetch_result *result);
+/* A pool job came back: it waited ms milliseconds for a worker. */
+void metrics_queue_wait(double ms);
+/*
+ * The config file was loaded (ok: at start-up or on SIGHUP) or a reload
+ * failed and the running config stays (!ok).
+ */
+void metrics_config_loaded(bool ok);
 
 struct metrics_gauges {
 	size_t queued, running, threads, max_threads, inflight_requests;

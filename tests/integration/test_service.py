@@ -1020,6 +1020,182 @@ def test_metrics_valid_and_counting():
         eq(done["fanoutd_busy_workers"], 0.0, "busy_workers after")
 
 
+# The process collector of the Prometheus client libraries: name, type.
+PROCESS_FAMILIES = [
+    ("process_cpu_seconds_total", "counter"),
+    ("process_open_fds", "gauge"),
+    ("process_max_fds", "gauge"),
+    ("process_virtual_memory_bytes", "gauge"),
+    ("process_resident_memory_bytes", "gauge"),
+    ("process_start_time_seconds", "gauge"),
+]
+
+
+def proc_start_time(pid):
+    """pid's start in seconds since the epoch as the client libraries
+    compute it: /proc/stat's btime plus field 22 of /proc/PID/stat."""
+    with open("/proc/stat") as f:
+        btime = next(int(line.split()[1]) for line in f
+                     if line.startswith("btime "))
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2:].split()  # from field 3
+    return btime + int(fields[22 - 3]) / os.sysconf("SC_CLK_TCK")
+
+
+def soft_nofile(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return float(line.split()[3])
+    raise AssertionError(f"/proc/{pid}/limits has no Max open files")
+
+
+def test_metrics_process():
+    u = h.upstream()
+    launched = time.time()
+    with ServiceDaemon({"workers": {"threads": 4}}) as d:
+        ready = time.time()
+        pid = d.process.pid
+        r, m = get_metrics(d)
+        promtool_check(r.body)
+        for name, kind in PROCESS_FAMILIES:
+            check(f"\n# TYPE {name} {kind}\n" in r.text,
+                  f"/metrics lacks # TYPE {name} {kind}")
+            check(name in m, f"/metrics lacks {name}")
+        rss = m["process_resident_memory_bytes"]
+        check(rss > 1e6, f"process_resident_memory_bytes {rss}")
+        check(m["process_virtual_memory_bytes"] >= rss,
+              f"virtual memory {m['process_virtual_memory_bytes']} "
+              f"below resident {rss}")
+        fds, max_fds = m["process_open_fds"], m["process_max_fds"]
+        check(3 < fds <= max_fds, f"process_open_fds {fds}, max {max_fds}")
+        eq(max_fds, soft_nofile(pid), "process_max_fds vs /proc/PID/limits")
+        seen = len(os.listdir(f"/proc/{pid}/fd"))  # the scrape has ended
+        check(abs(fds - seen) <= 2,
+              f"process_open_fds {fds}, /proc/{pid}/fd lists {seen}")
+        start = m["process_start_time_seconds"]
+        check(time.time() - 3600 < start <= time.time(),
+              f"process_start_time_seconds {start} not in the last hour")
+        # btime is whole seconds, so the start can read up to 1 s early.
+        check(launched - 1.01 <= start <= ready,
+              f"process_start_time_seconds {start}, launched at "
+              f"{launched:.3f}, ready at {ready:.3f}")
+        check(abs(start - proc_start_time(pid)) < 1e-3,
+              f"process_start_time_seconds {start} vs btime + start tick "
+              f"{proc_start_time(pid)}")
+        cpu = m["process_cpu_seconds_total"]
+        check(cpu >= 0, f"process_cpu_seconds_total {cpu}")
+
+        def busier():
+            d.fetch_ok([u.url(f"/bytes/200000?n={i}") for i in range(8)])
+            return get_metrics(d)[1]["process_cpu_seconds_total"] > cpu
+        h.wait_for(busier, 30, "process_cpu_seconds_total to grow with work")
+        _, later = get_metrics(d)
+        eq(later["process_start_time_seconds"], start,
+           "process_start_time_seconds changed between scrapes")
+
+
+RELOAD_OK = "fanoutd_config_last_reload_successful"
+RELOAD_AT = "fanoutd_config_last_reload_success_timestamp_seconds"
+
+
+def test_metrics_reload_gauges():
+    """The start-up load counts as a successful one; a failed reload sets
+    0 and keeps the time of the last good load; a good one sets 1 and a
+    newer time."""
+    notify = NotifySocket()
+    try:
+        launched = time.time()
+        with ServiceDaemon(RELOAD_V1, notify=notify) as d:
+            ready = time.time()
+            r, m = get_metrics(d)
+            for name in (RELOAD_OK, RELOAD_AT):
+                check(f"\n# TYPE {name} gauge\n" in r.text,
+                      f"/metrics lacks # TYPE {name} gauge")
+            eq(m.get(RELOAD_OK), 1.0, f"{RELOAD_OK} after start-up")
+            first = m.get(RELOAD_AT)
+            check(first is not None and launched <= first <= ready,
+                  f"{RELOAD_AT} {first} not between launch ({launched:.3f}) "
+                  f"and ready ({ready:.3f})")
+            with open(d.config_path) as f:
+                good = f.read()
+            for name, tail, _ in BROKEN_TAILS:
+                with open(d.config_path, "w") as f:
+                    f.write(BROKEN_HEAD + tail)
+                d.reload(name)
+                r, m = get_metrics(d)
+                promtool_check(r.body)
+                eq(m.get(RELOAD_OK), 0.0, f"{RELOAD_OK} after a {name}")
+                eq(m.get(RELOAD_AT), first, f"{RELOAD_AT} after a {name}")
+            with open(d.config_path, "w") as f:
+                f.write(good)
+            sent = time.time()
+            d.reload("good again")
+            _, m = get_metrics(d)
+            eq(m.get(RELOAD_OK), 1.0, f"{RELOAD_OK} after a good reload")
+            at = m.get(RELOAD_AT)
+            check(at > first and sent <= at <= time.time(),
+                  f"{RELOAD_AT} {at} after a good reload sent at {sent:.3f} "
+                  f"(start-up load at {first})")
+    finally:
+        notify.close()
+
+
+WAIT = "fanoutd_queue_wait_seconds"
+
+
+def wait_buckets(m):
+    """[(le, cumulative count)] of the queue-wait histogram, in order."""
+    return sorted((float(re.search(r'le="([^"]+)"', k).group(1)), v)
+                  for k, v in m.items() if k.startswith(WAIT + "_bucket"))
+
+
+def test_metrics_queue_wait_histogram():
+    """Each fetch of a fan-out adds one observation of its wait for a
+    worker; items refused before the queue add none.  One worker and
+    /delay/150 make the waits known: the k-th fetch waits >= k * 150 ms."""
+    u = h.upstream()
+    with ServiceDaemon({"workers": {"threads": 1}}) as d:
+        _, before = get_metrics(d)
+        urls = [u.url(f"/delay/150?k={k}") for k in range(4)]
+        # An item without a URL fails as the request is read: no fetch.
+        ans = d.fetch_ok(urls + [{"id": "no url"}])
+        eq([x["status"] for x in ans["results"]], [200] * 4 + [None],
+           "statuses")
+        eq(ans["results"][4]["error"]["code"], "invalid_url",
+           "the item without a URL")
+        r, after = get_metrics(d)
+        promtool_check(r.body)
+
+        def delta(name):
+            check(name in after, f"/metrics lacks {name}")
+            return after[name] - before.get(name, 0.0)
+
+        eq(delta(f"{WAIT}_count"), 4.0, "queue-wait observations")
+        eq(delta(f'{WAIT}_bucket{{le="+Inf"}}'), 4.0, "+Inf bucket")
+        total = delta(f"{WAIT}_sum")
+        check(total >= 0.85, f"{WAIT}_sum grew by {total:.3f}, less than "
+                             f"0.15 + 0.30 + 0.45 s")
+        check(delta(f'{WAIT}_bucket{{le="0.1"}}') <= 1,
+              "more than the first fetch waited under 100 ms")
+        check(delta(f'{WAIT}_bucket{{le="0.25"}}') <= 2,
+              "more than two fetches waited under 250 ms")
+        buckets = wait_buckets(after)
+        eq(buckets[0][0], 0.0001, "smallest queue-wait bound")
+        eq(buckets[-1][0], float("inf"), "last queue-wait bound")
+        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])),
+              f"buckets not cumulative: {buckets}")
+        eq(buckets[-1][1], after[f"{WAIT}_count"], "+Inf bucket vs _count")
+
+        # Without waiting: N fetches, N observations.
+        n = 7
+        d.fetch_ok([u.url(f"/status/200?i={i}") for i in range(n)])
+        _, again = get_metrics(d)
+        eq(again[f"{WAIT}_count"] - after[f"{WAIT}_count"], float(n),
+           f"queue-wait observations of a fan-out of {n}")
+
+
 # ----------------------------------------------------------------- install
 
 def make_var(builddir, name):
