@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libconfig.h>
 
 #include "config.h"
@@ -537,6 +538,152 @@ load_key(struct loader *ld, const config_setting_t *s, const char *group)
 	}
 }
 
+/* The most modules, and the longest module name. */
+#define MODULES_MAX     256
+#define MODULE_NAME_MAX 64
+
+/* A setting as the JSON value it stands for; NULL when it has none. */
+static json_t *
+setting_json(const config_setting_t *s)
+{
+	json_t *v = NULL, *e;
+	int i, n = config_setting_length(s);
+
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return json_integer(config_setting_get_int64(s));
+	case CONFIG_TYPE_FLOAT:
+		return json_real(config_setting_get_float(s));
+	case CONFIG_TYPE_STRING:
+		return json_string(config_setting_get_string(s));
+	case CONFIG_TYPE_BOOL:
+		return json_boolean(config_setting_get_bool(s));
+	case CONFIG_TYPE_ARRAY:
+	case CONFIG_TYPE_LIST:
+		v = json_array();
+		break;
+	case CONFIG_TYPE_GROUP:
+		v = json_object();
+		break;
+	}
+	for (i = 0; v != NULL && i < n; i++) {
+		const config_setting_t *m = config_setting_get_elem(s, i);
+
+		if ((e = setting_json(m)) == NULL ||
+		    (json_is_array(v) ? json_array_append_new(v, e)
+		                      : json_object_set_new(v,
+		                            config_setting_name(m), e)) != 0) {
+			json_decref(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+static bool
+module_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len <= MODULE_NAME_MAX &&
+	       strspn(name,
+	           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	           "0123456789_.-") == len;
+}
+
+/* One { name = ...; fields... } of the modules list. */
+static void
+load_module(struct loader *ld, const config_setting_t *g, const char *what)
+{
+	struct config *cfg = ld->cfg;
+	struct config_module *m = &cfg->modules[cfg->nmodules];
+	const char *name = NULL;
+	char q[80];
+
+	if (!config_setting_is_group(g)) {
+		SETTING_ERROR(
+		    ld, g, what, "expected a group, got %s", type_name(g));
+		return;
+	}
+	if (config_setting_lookup_string(g, "name", &name) == CONFIG_FALSE ||
+	    !module_name_ok(name)) {
+		SETTING_ERROR(ld, g, what,
+		    "needs a name of 1 to %d letters, "
+		    "digits, '_', '.' or '-'",
+		    MODULE_NAME_MAX);
+		return;
+	}
+	if (config_module_find(cfg, name, strlen(name)) != NULL) {
+		SETTING_ERROR(ld, g, what, "a second module named \"%s\"",
+		    quote(name, q, sizeof(q)));
+		return;
+	}
+	memset(m, 0, sizeof(*m));
+	if ((m->fields = setting_json(g)) == NULL ||
+	    json_object_del(m->fields, "name") != 0 ||
+	    (m->name = strdup(name)) == NULL ||
+	    (m->file = strdup(config_setting_source_file(g) != NULL
+	                          ? config_setting_source_file(g)
+	                          : ld->path)) == NULL) {
+		SETTING_ERROR(ld, g, what,
+		    "a value is not valid UTF-8, or "
+		    "memory ran out");
+		free(m->name);
+		free(m->file);
+		json_decref(m->fields);
+		return;
+	}
+	m->line = (int)config_setting_source_line(g);
+	cfg->nmodules++;
+}
+
+/*
+ * modules = ( { name = "http_2xx"; expect = { status = [ "2xx" ]; }; } );
+ * Only the shape is checked here; request_check_modules() checks the
+ * fields, with the code that checks a request.
+ */
+static void
+load_modules(struct loader *ld, const config_setting_t *list)
+{
+	int i, n = config_setting_length(list);
+	char what[32];
+
+	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
+		SETTING_ERROR(ld, list, "modules",
+		    "expected a list of groups, "
+		    "got %s",
+		    type_name(list));
+		return;
+	}
+	if (n > MODULES_MAX) {
+		SETTING_ERROR(
+		    ld, list, "modules", "more than %d modules", MODULES_MAX);
+		return;
+	}
+	ld->cfg->modules = calloc((size_t)n + 1, sizeof(*ld->cfg->modules));
+	if (ld->cfg->modules == NULL) {
+		SETTING_ERROR(ld, list, "modules", "%s", strerror(ENOMEM));
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(what, sizeof(what), "modules[%d]", i);
+		load_module(ld, config_setting_get_elem(list, i), what);
+	}
+}
+
+const struct config_module *
+config_module_find(const struct config *cfg, const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nmodules; i++)
+		if (strlen(cfg->modules[i].name) == len &&
+		    memcmp(cfg->modules[i].name, name, len) == 0)
+			return &cfg->modules[i];
+	return NULL;
+}
+
 /* Every top-level setting must be a known group of known keys. */
 static void
 load_root(struct loader *ld, const config_setting_t *root)
@@ -547,6 +694,10 @@ load_root(struct loader *ld, const config_setting_t *root)
 		const config_setting_t *g = config_setting_get_elem(root, i);
 		const char *name = config_setting_name(g);
 
+		if (strcmp(name, "modules") == 0) {
+			load_modules(ld, g);
+			continue;
+		}
 		if (!group_known(name)) {
 			SETTING_ERROR(ld, g, name, "unknown %s",
 			    config_setting_is_group(g) ? "group" : "key");
@@ -774,6 +925,12 @@ config_free(struct config *cfg)
 		else if (keys[i].kind == KEY_CIDRS)
 			policy_reset(FIELD(cfg, &keys[i], struct policy));
 	}
+	for (i = 0; i < cfg->nmodules; i++) {
+		free(cfg->modules[i].name);
+		free(cfg->modules[i].file);
+		json_decref(cfg->modules[i].fields);
+	}
+	free(cfg->modules);
 	free(cfg->file);
 	free(cfg);
 }

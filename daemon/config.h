@@ -15,6 +15,21 @@
 
 #include "policy.h"
 
+struct json_t;
+
+/*
+ * A named preset of request fields (the config's "modules" list).  The
+ * fields are kept as the JSON object the same fields make in a request,
+ * so that request.c checks and applies them with the code that reads a
+ * request.
+ */
+struct config_module {
+	char *name;
+	struct json_t *fields; /* every member but "name" */
+	char *file;            /* where it was written, for errors */
+	int line;
+};
+
 struct config {
 	atomic_int refs; /* see config_ref */
 	char *file;      /* the path loaded; NULL for config_default() */
@@ -53,6 +68,9 @@ struct config {
 	int log_level; /* enum log_level */
 	bool access_log;
 
+	struct config_module *modules;
+	size_t nmodules;
+
 	/*
 	 * Not a key: connections made by a worker under one epoch may be
 	 * reused under it.  A reload that changes what a connection was
@@ -70,6 +88,9 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 struct config *config_default(void);
 /* Take one more reference (thread-safe); returns cfg. */
 struct config *config_ref(struct config *cfg);
+/* The module called name, or NULL. */
+const struct config_module *config_module_find(
+    const struct config *cfg, const char *name, size_t len);
 /* Drop a reference (thread-safe); the last one frees.  Accepts NULL. */
 void config_unref(struct config *cfg);
 

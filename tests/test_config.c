@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <jansson.h>
 
 #include "autoconf.h"
 #include "config.h"
@@ -720,6 +721,54 @@ START_TEST(refcount_threads)
 }
 END_TEST
 
+/* modules: named presets kept as the JSON their fields make. */
+START_TEST(modules_parse)
+{
+	struct config *cfg = load_ok(
+	    "modules = (\n"
+	    "  { name = \"http_2xx\"; timeout_ms = 5000;\n"
+	    "    expect = { status = ( \"2xx\", 301 );\n"
+	    "               body_contains = \"ok\"; max_ms = 250.5; };\n"
+	    "    follow_redirects = false; },\n"
+	    "  { name = \"x.y-z_1\"; }\n"
+	    ");\n");
+	const struct config_module *m;
+	json_t *want = json_loads(
+	    "{\"timeout_ms\": 5000, \"expect\": {\"status\": [\"2xx\", 301],"
+	    " \"body_contains\": \"ok\", \"max_ms\": 250.5},"
+	    " \"follow_redirects\": false}",
+	    0, NULL);
+
+	ck_assert_uint_eq(cfg->nmodules, 2);
+	m = config_module_find(cfg, "http_2xx", 8);
+	ck_assert_ptr_nonnull(m);
+	ck_assert(json_equal(m->fields, want));
+	ck_assert_int_eq(m->line, 2);
+	ck_assert_ptr_nonnull(config_module_find(cfg, "x.y-z_1", 7));
+	ck_assert_ptr_null(config_module_find(cfg, "http", 4));
+	json_decref(want);
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(modules_refused)
+{
+	load_fails_with("modules = { name = \"a\"; };\n",
+	    ":1: modules: expected a list of groups, got a group");
+	load_fails_with("modules = ( { timeout_ms = 1; } );\n",
+	    ":1: modules[0]: needs a name of 1 to 64 letters, digits, '_', "
+	    "'.' or '-'");
+	load_fails_with("modules = ( { name = \"a b\"; } );\n",
+	    ":1: modules[0]: needs a name of 1 to 64 letters, digits, '_', "
+	    "'.' or '-'");
+	load_fails_with(
+	    "modules = ( { name = \"a\"; },\n { name = \"a\"; } );\n",
+	    ":2: modules[1]: a second module named \"a\"");
+	load_fails_with("modules = ( 5 );\n",
+	    ":1: modules[0]: expected a group, got an integer");
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -730,6 +779,8 @@ config_suite(void)
 	TCase *refs = tcase_create("refcount");
 
 	tcase_add_test(values, defaults);
+	tcase_add_test(values, modules_parse);
+	tcase_add_test(values, modules_refused);
 	tcase_add_test(values, empty_file_is_defaults);
 	tcase_add_test(values, empty_groups_are_defaults);
 	tcase_add_test(values, every_key_set);
