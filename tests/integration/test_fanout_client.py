@@ -467,7 +467,7 @@ URL_B = "http://b.example/health"
 ALL_OK = (200, {}, answer([result(URL_A), result(URL_B)]))
 
 
-def fake_run(replies, *args, stdin=b"", env=None, what=""):
+def fake_run(replies, *args, stdin=b"", env=None):
     """(run, fake): fanout ARGS against a fresh FakeDaemon."""
     with FakeDaemon(replies) as fake:
         r = fanout(*args, server=fake.server, stdin=stdin, env=env)
