@@ -7,7 +7,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 # Build dependencies (scripts/run), by Debian package name.
 PACKAGES=(gcc make autoconf automake pkg-config libevent-dev
-	libcurl4-openssl-dev libconfig-dev libjansson-dev check libsystemd-dev
+	libcurl4-openssl-dev libssl-dev libconfig-dev libjansson-dev check libsystemd-dev
 	ca-certificates)
 # What the test suite drives: the client (curl, jq), the integration
 # suite (python3), systemd's tools, strace, nginx, promtool, and the
