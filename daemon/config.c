@@ -105,7 +105,7 @@ static const struct key_spec keys[] = {
     NUM("workers", "threads", KEY_INT, threads, 1, 10000, 256),
     NUM("workers", "max_per_request", KEY_INT, max_per_request, 0, 10000, 0),
     NUM("workers", "queue_limit", KEY_INT, queue_limit, 1, 1000000, 10000),
-    NUM("workers", "idle_ms", KEY_INT, idle_ms, 0, 3600000, 10000),
+    NUM("workers", "idle_ms", KEY_INT, idle_ms, 0, 3600000, 120000),
     NUM("limits", "max_urls", KEY_INT, max_urls, 1, 1000000, 1000),
     NUM("limits", "max_request_bytes", KEY_INT64, max_request_bytes, 1,
         INT64_C(1) << 30, 1048576),

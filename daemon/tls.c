@@ -274,6 +274,7 @@ static STACK_OF(X509) * tls_pem_certs(const char *path, const char *buf,
 {
 	STACK_OF(X509) *certs = sk_X509_new_null();
 	BIO *bio = BIO_new_mem_buf(buf, (int)len);
+	unsigned long e;
 	X509 *x;
 
 	if (certs == NULL || bio == NULL) {
@@ -287,13 +288,19 @@ static STACK_OF(X509) * tls_pem_certs(const char *path, const char *buf,
 			goto fail;
 		}
 	}
-	/* The loop ends at the end of the input, or at a bad block. */
-	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE ||
-	    sk_X509_num(certs) == 0) {
-		if (sk_X509_num(certs) == 0)
-			tls_not_pem(path, buf, len, "certificate", why, whylen);
-		else
-			tls_ssl_error(why, whylen, "a certificate is damaged");
+	/* The loop ends at the end of the input ("no start line": no more
+	 * blocks), or at a block that does not decode. */
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM ||
+	    ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+		snprintf(why, whylen, "%s: certificate %d", path,
+		    sk_X509_num(certs) + 1);
+		tls_ssl_error(
+		    why + strlen(why), whylen - strlen(why), " is damaged");
+		goto fail;
+	}
+	if (sk_X509_num(certs) == 0) {
+		tls_not_pem(path, buf, len, "certificate", why, whylen);
 		goto fail;
 	}
 	ERR_clear_error();
@@ -468,16 +475,13 @@ tls_pem_key(const char *path, char *why, size_t whylen)
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) != NULL)
 		key =
 		    PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL);
-	if (key == NULL) {
-		if (ERR_GET_REASON(ERR_peek_last_error()) ==
-		    PEM_R_NO_START_LINE)
-			tls_not_pem(path, buf, len, "private key", why, whylen);
-		else
-			snprintf(why, whylen,
-			    "%s: the private key cannot be read (fanoutd takes "
-			    "unencrypted PEM keys)",
-			    path);
-	}
+	if (key == NULL && strstr(buf, "PRIVATE KEY-----") == NULL)
+		tls_not_pem(path, buf, len, "private key", why, whylen);
+	else if (key == NULL)
+		snprintf(why, whylen, "%s: the private key %s", path,
+		    strstr(buf, "ENCRYPTED") != NULL
+		        ? "is encrypted (fanoutd takes unencrypted keys)"
+		        : "cannot be read");
 	ERR_clear_error();
 	BIO_free(bio);
 	OPENSSL_cleanse(buf, len);

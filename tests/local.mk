@@ -3,7 +3,8 @@ UNIT_CFLAGS = $(daemon_libfanoutd_a_CFLAGS) $(CHECK_CFLAGS) -I$(srcdir)/daemon
 UNIT_LDADD = $(FANOUTD_LIBS) $(CHECK_LIBS)
 
 UNIT_TESTS = tests/test_config tests/test_policy tests/test_request \
-	tests/test_render tests/test_fetch tests/test_pool tests/test_metrics
+	tests/test_render tests/test_fetch tests/test_pool tests/test_metrics \
+	tests/test_tls
 check_PROGRAMS += $(UNIT_TESTS) tests/upstream
 TESTS += $(UNIT_TESTS) tests/integration/run.py
 
@@ -28,6 +29,9 @@ tests_test_pool_LDADD = $(UNIT_LDADD)
 tests_test_metrics_SOURCES = tests/test_metrics.c
 tests_test_metrics_CFLAGS = $(UNIT_CFLAGS)
 tests_test_metrics_LDADD = $(UNIT_LDADD)
+tests_test_tls_SOURCES = tests/test_tls.c
+tests_test_tls_CFLAGS = $(UNIT_CFLAGS)
+tests_test_tls_LDADD = $(UNIT_LDADD)
 
 # The upstream test server: plain libevent, no daemon code.
 tests_upstream_SOURCES = tests/upstream.c
