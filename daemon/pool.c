@@ -13,12 +13,13 @@
  * job at a time.  A job that becomes runnable while a worker is idle is
  * handed to that worker at once: an idle worker whose last job had the
  * job's affinity key, found through a small hash of idle workers by key
- * (it holds a live connection the job can reuse), else the idle worker
- * that waited least, so that surplus workers keep idling and exit after
- * idle_ms.  Each worker sleeps on its own condition variable, so handing
- * out n jobs wakes n workers, not all of them.  A worker that finishes a
- * job takes the ring's next job itself, whatever its key: fairness
- * between groups comes first.
+ * (it holds a live connection the job can reuse), else one of the idle
+ * workers that waited least (one whose connection is not the only one to
+ * its host, when the first few have such), so that surplus workers keep
+ * idling and exit after idle_ms.  Each worker sleeps on its own condition
+ * variable, so handing out n jobs wakes n workers, not all of them.  A worker
+ * that finishes a job takes the ring's next job itself, whatever its key:
+ * fairness between groups comes first.
  *
  * Threads are created on demand, one per runnable job that no starting
  * thread will take, up to max_threads.  Creating one costs 100 us or more
@@ -303,21 +304,46 @@ idle_remove_locked(struct pool *pool, struct pool_worker *w)
 	w->kprev = w->knext = NULL;
 }
 
+/* Whether w holds no key, or one that another idle worker holds too. */
+static bool
+idle_spare_locked(struct pool *pool, const struct pool_worker *w)
+{
+	const struct pool_worker *o;
+
+	if (w->key == 0)
+		return true;
+	for (o = *pool_bucket(pool, w->key); o != NULL; o = o->knext)
+		if (o != w && o->key == w->key)
+			return true;
+	return false;
+}
+
+/* How far down the idle list a miss looks for a spare worker. */
+#define POOL_MISS_SCAN 8
+
 /*
  * The idle worker for a job of this key: the most recently idle one
- * whose last job had the key (its connection is warm), else the most
- * recently idle one.  Keys that share a bucket are few, so the scan is
- * short.
+ * whose last job had the key (its connection is warm).  On a miss, the
+ * most recently idle one that is spare, among the first few: taking the
+ * only holder of another key would throw away the one warm connection
+ * to that host, and two hosts fetched in turn would each take the
+ * other's.  Else the most recently idle one.  Keys that share a bucket
+ * are few, so the scans are short.
  */
 static struct pool_worker *
 idle_pick_locked(struct pool *pool, uint64_t key)
 {
 	struct pool_worker *w;
+	int i;
 
 	if (key != 0)
 		for (w = *pool_bucket(pool, key); w != NULL; w = w->knext)
 			if (w->key == key)
 				return w;
+	for (w = pool->idle_top, i = 0; w != NULL && i < POOL_MISS_SCAN;
+	     w = w->next, i++)
+		if (idle_spare_locked(pool, w))
+			return w;
 	return pool->idle_top;
 }
 

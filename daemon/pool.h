@@ -16,8 +16,9 @@
  * starts at most one, which starts the others, so a burst of thousands
  * never stalls the loop.  A job handed to an idle worker goes to one whose
  * last job had the same affinity key, when one is idle (its warm
- * connection can be reused), else to the one idle the shortest (last-in
- * first-out), so surplus workers stay idle and exit after idle_ms.
+ * connection can be reused), else to one of those idle the shortest
+ * (last-in first-out; see idle_pick_locked), so surplus workers stay idle
+ * and exit after idle_ms.
  */
 #ifndef FANOUTD_POOL_H
 #define FANOUTD_POOL_H

@@ -508,6 +508,49 @@ START_TEST(keys_sharing_a_bucket_still_match_exactly)
 }
 END_TEST
 
+/*
+ * A miss does not take the only worker warm for another host when a
+ * spare one (a key another idle worker shares) idled almost as late:
+ * two hosts fetched in turn keep a worker each.
+ */
+START_TEST(a_miss_spares_the_only_worker_of_a_key)
+{
+	struct pool *pool = make_pool(3, 100, 0);
+	struct test_job first[3] = {0}, one[8] = {0};
+	void *only_b;
+	size_t i;
+
+	chain(first, 3, 50);
+	first[0].job.affinity = 10; /* A */
+	first[1].job.affinity = 10; /* A */
+	first[2].job.affinity = 20; /* B */
+	ck_assert_int_eq(pool_submit(pool, group(3), &first[0].job, 3), 0);
+	ck_assert_uint_eq(drain_until(pool, 3), 3);
+	/* B's worker idles last: B again goes to it, and so it is the top */
+	chain(&one[0], 1, 0);
+	one[0].job.affinity = 20;
+	ck_assert_int_eq(pool_submit(pool, group(0), &one[0].job, 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 1), 1);
+	only_b = one[0].ctx;
+	/* C and B in turn: C takes a spare A worker, never B's */
+	for (i = 1; i < 7; i++) {
+		chain(&one[i], 1, 0);
+		one[i].job.affinity = i % 2 ? 30 : 20;
+		ck_assert_int_eq(
+		    pool_submit(pool, group(0), &one[i].job, 1), 0);
+		ck_assert_uint_eq(drain_until(pool, 1), 1);
+		if (i % 2)
+			ck_assert_ptr_ne(one[i].ctx, only_b);
+		else
+			ck_assert_ptr_eq(one[i].ctx, only_b);
+	}
+	/* C is warm on its own worker now */
+	ck_assert_ptr_eq(one[3].ctx, one[1].ctx);
+	ck_assert_ptr_eq(one[5].ctx, one[1].ctx);
+	pool_free(pool);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -531,6 +574,7 @@ main(void)
 	tcase_add_test(tc, idle_workers_are_reused_last_in_first_out);
 	tcase_add_test(tc, a_job_goes_to_the_worker_whose_last_key_matches);
 	tcase_add_test(tc, keys_sharing_a_bucket_still_match_exactly);
+	tcase_add_test(tc, a_miss_spares_the_only_worker_of_a_key);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
