@@ -13,9 +13,17 @@
  * given no CA file or path, so it loads nothing, and its own per-handle
  * store cache is off.  The verify store is used instead of the SSL_CTX's
  * own cert store because libcurl writes flags into the latter after our
- * callback, and the shared store must never be written by a worker.
- * The store is complete when built (the CA directory is read eagerly,
- * not looked up by hash on demand), so workers only ever read it.
+ * callback.
+ *
+ * Memory: a decoded certificate takes about 7 KiB in OpenSSL 3, so the
+ * bundle decoded whole would add 1 MiB to an idle daemon.  Every file is
+ * read and every certificate decoded (and so checked) when the trust is
+ * built, but only its DER bytes are kept, in an index by subject hash
+ * (about 1.4 KiB each); a lookup method on the store decodes the CA
+ * certificates of a subject the first time a handshake asks for it and
+ * adds them to the store, as OpenSSL's own hashed-directory lookup does
+ * with files, under the store's lock.  The CA directory is read when the
+ * trust is built, never during a handshake.
  *
  * Facts: a verify callback, installed on each SSL_CTX, sees the leaf
  * even when verification fails, and the first error; a capture (one per
@@ -55,13 +63,27 @@
 #define TLS_FILE_MAX (16 * 1024 * 1024)
 #define TLS_DAY      86400
 
+/* One CA certificate, as DER until a handshake asks for its subject. */
+struct tls_ca {
+	unsigned long hash; /* X509_NAME_hash_ex() of its subject */
+	int len;
+	unsigned char *der;
+};
+
+/* The CA certificates of a store, by subject hash; its lookup owns it. */
+struct tls_cas {
+	struct tls_ca *v;
+	size_t n, cap;
+};
+
 struct tls_trust {
 	atomic_int refs;
-	X509_STORE *store;
-	X509 *client_cert;             /* NULL: no client certificate */
+	X509_STORE *store; /* with a lookup over the CA index, no objects */
+	X509 *client_cert; /* NULL: no client certificate */
 	STACK_OF(X509) * client_chain; /* what follows it in its file */
 	EVP_PKEY *client_key;
-	int ncerts;                            /* certificates in the store */
+	struct tls_cas *cas; /* being built; then the store's lookup owns it */
+	int ncerts;          /* distinct CA certificates */
 	unsigned char digest[EVP_MAX_MD_SIZE]; /* sources and their bytes */
 	unsigned digest_len;
 	char *source; /* for the log: where the CA certificates came from */
@@ -73,6 +95,7 @@ struct tls_capture {
 };
 
 static int tls_ctx_index = -1;
+static X509_LOOKUP_METHOD *tls_lookup_method;
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
 
 static const char *const tls_reason_names[TLS_REASON_COUNT] = {
@@ -174,17 +197,13 @@ tls_facts_reset(struct tls_facts *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static void
-tls_once_init(void)
-{
-	tls_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-}
+static void tls_once_init(void);
 
 int
 tls_global_init(char *err, size_t errlen)
 {
 	pthread_once(&tls_once, tls_once_init);
-	if (tls_ctx_index < 0) {
+	if (tls_ctx_index < 0 || tls_lookup_method == NULL) {
 		snprintf(err, errlen, "SSL_CTX_get_ex_new_index failed");
 		return -1;
 	}
@@ -268,49 +287,73 @@ tls_not_pem(const char *path, const char *buf, size_t len, const char *what,
 		snprintf(why, whylen, "%s: holds no PEM %s", path, what);
 }
 
+/*
+ * Each certificate of PEM bytes in turn, given to take (which owns it,
+ * and returns 0 or -1), so that a bundle is never decoded whole at once:
+ * its peak would stay in the heap.  Returns how many, or -1 with why.
+ */
+static int
+tls_pem_each(const char *path, const char *buf, size_t len,
+    int (*take)(X509 *x, void *arg), void *arg, char *why, size_t whylen)
+{
+	BIO *bio = BIO_new_mem_buf(buf, (int)len);
+	unsigned long e;
+	int n = 0;
+	X509 *x;
+
+	if (bio == NULL) {
+		snprintf(why, whylen, "%s: out of memory", path);
+		return -1;
+	}
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (take(x, arg) == -1) {
+			tls_ssl_error(why, whylen, "out of memory");
+			n = -1;
+			break;
+		}
+		n++;
+	}
+	/* The loop ends at the end of the input ("no start line": no more
+	 * blocks), or at a block that does not decode. */
+	e = ERR_peek_last_error();
+	if (n >= 0 && (ERR_GET_LIB(e) != ERR_LIB_PEM ||
+	                  ERR_GET_REASON(e) != PEM_R_NO_START_LINE)) {
+		snprintf(why, whylen, "%s: certificate %d", path, n + 1);
+		tls_ssl_error(
+		    why + strlen(why), whylen - strlen(why), " is damaged");
+		n = -1;
+	} else if (n == 0)
+		tls_not_pem(path, buf, len, "certificate", why, whylen);
+	ERR_clear_error();
+	BIO_free(bio);
+	return n > 0 ? n : -1;
+}
+
+static int
+tls_take_push(X509 *x, void *arg)
+{
+	if (sk_X509_push(arg, x))
+		return 0;
+	X509_free(x);
+	return -1;
+}
+
 /* The certificates of PEM bytes, in order; NULL with why on error. */
 static STACK_OF(X509) * tls_pem_certs(const char *path, const char *buf,
                             size_t len, char *why, size_t whylen)
 {
 	STACK_OF(X509) *certs = sk_X509_new_null();
-	BIO *bio = BIO_new_mem_buf(buf, (int)len);
-	unsigned long e;
-	X509 *x;
 
-	if (certs == NULL || bio == NULL) {
+	if (certs == NULL) {
 		snprintf(why, whylen, "%s: out of memory", path);
-		goto fail;
+		return NULL;
 	}
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		if (!sk_X509_push(certs, x)) {
-			X509_free(x);
-			snprintf(why, whylen, "%s: out of memory", path);
-			goto fail;
-		}
+	if (tls_pem_each(path, buf, len, tls_take_push, certs, why, whylen) ==
+	    -1) {
+		sk_X509_pop_free(certs, X509_free);
+		return NULL;
 	}
-	/* The loop ends at the end of the input ("no start line": no more
-	 * blocks), or at a block that does not decode. */
-	e = ERR_peek_last_error();
-	if (ERR_GET_LIB(e) != ERR_LIB_PEM ||
-	    ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-		snprintf(why, whylen, "%s: certificate %d", path,
-		    sk_X509_num(certs) + 1);
-		tls_ssl_error(
-		    why + strlen(why), whylen - strlen(why), " is damaged");
-		goto fail;
-	}
-	if (sk_X509_num(certs) == 0) {
-		tls_not_pem(path, buf, len, "certificate", why, whylen);
-		goto fail;
-	}
-	ERR_clear_error();
-	BIO_free(bio);
 	return certs;
-fail:
-	ERR_clear_error();
-	BIO_free(bio);
-	sk_X509_pop_free(certs, X509_free);
-	return NULL;
 }
 
 /* ------------------------------------------------------------ the trust */
@@ -334,34 +377,173 @@ tls_digest(struct tls_build *b, const char *label, const void *p, size_t n)
 	EVP_DigestUpdate(b->md, p, n);
 }
 
-/* Add every certificate of one PEM file to the store. */
+/* Keep x in the index as its subject hash and DER; 0 or -1. */
+static int
+tls_cas_add(struct tls_cas *cas, X509 *x)
+{
+	struct tls_ca *grown, ca = {0};
+	int ok = 0;
+
+	ca.hash = X509_NAME_hash_ex(X509_get_subject_name(x), NULL, NULL, &ok);
+	if (!ok || (ca.len = i2d_X509(x, &ca.der)) <= 0)
+		return -1;
+	if (cas->n == cas->cap) {
+		cas->cap = cas->cap == 0 ? 16 : cas->cap * 2;
+		if ((grown = realloc(cas->v, cas->cap * sizeof(*grown))) ==
+		    NULL) {
+			OPENSSL_free(ca.der);
+			return -1;
+		}
+		cas->v = grown;
+	}
+	cas->v[cas->n++] = ca;
+	return 0;
+}
+
+static void
+tls_cas_free(struct tls_cas *cas)
+{
+	size_t i;
+
+	if (cas == NULL)
+		return;
+	for (i = 0; i < cas->n; i++)
+		OPENSSL_free(cas->v[i].der);
+	free(cas->v);
+	free(cas);
+}
+
+static int
+tls_ca_cmp(const void *pa, const void *pb)
+{
+	const struct tls_ca *a = pa, *b = pb;
+
+	if (a->hash != b->hash)
+		return a->hash < b->hash ? -1 : 1;
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return memcmp(a->der, b->der, (size_t)a->len);
+}
+
+/* Sort by hash and drop repeated certificates; the count left. */
+static size_t
+tls_cas_finish(struct tls_cas *cas)
+{
+	size_t i, n = 0;
+
+	if (cas->n > 0)
+		qsort(cas->v, cas->n, sizeof(*cas->v), tls_ca_cmp);
+	for (i = 0; i < cas->n; i++) {
+		if (n > 0 && tls_ca_cmp(&cas->v[n - 1], &cas->v[i]) == 0)
+			OPENSSL_free(cas->v[i].der);
+		else
+			cas->v[n++] = cas->v[i];
+	}
+	return cas->n = n;
+}
+
+/* The first entry of hash in the sorted index, or cas->n. */
+static size_t
+tls_cas_find(const struct tls_cas *cas, unsigned long hash)
+{
+	size_t lo = 0, hi = cas->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (cas->v[mid].hash < hash)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The store's lookup: a handshake asks for the CA certificates of a
+ * subject the store has not seen yet.  Each one of the index with that
+ * subject is decoded and added to the store (a repeat added by another
+ * worker meanwhile is ignored by OpenSSL), and one is returned.  Called
+ * by OpenSSL without the store's lock held, on any worker; the index is
+ * only read.
+ */
+static int
+tls_lookup_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type,
+    const X509_NAME *name, X509_OBJECT *ret)
+{
+	const struct tls_cas *cas = X509_LOOKUP_get_method_data(lu);
+	X509_STORE *store = X509_LOOKUP_get_store(lu);
+	const unsigned char *p;
+	X509 *x, *found = NULL;
+	unsigned long hash;
+	size_t i;
+	int ok = 0;
+
+	if (type != X509_LU_X509 || cas == NULL || store == NULL)
+		return 0;
+	hash = X509_NAME_hash_ex(name, NULL, NULL, &ok);
+	for (i = tls_cas_find(cas, hash);
+	     ok && i < cas->n && cas->v[i].hash == hash; i++) {
+		p = cas->v[i].der;
+		if ((x = d2i_X509(NULL, &p, cas->v[i].len)) == NULL)
+			continue;
+		if (X509_NAME_cmp(X509_get_subject_name(x), name) == 0) {
+			X509_STORE_add_cert(store, x);
+			if (found == NULL && X509_up_ref(x))
+				found = x;
+		}
+		X509_free(x);
+	}
+	ERR_clear_error();
+	ok = found != NULL && X509_OBJECT_set1_X509(ret, found);
+	X509_free(found);
+	return ok;
+}
+
+static void
+tls_lookup_free(X509_LOOKUP *lu)
+{
+	tls_cas_free(X509_LOOKUP_get_method_data(lu));
+}
+
+static void
+tls_once_init(void)
+{
+	X509_LOOKUP_METHOD *m = X509_LOOKUP_meth_new("fanoutd CA index");
+
+	tls_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (m != NULL &&
+	    (!X509_LOOKUP_meth_set_get_by_subject(m, tls_lookup_subject) ||
+	        !X509_LOOKUP_meth_set_free(m, tls_lookup_free))) {
+		X509_LOOKUP_meth_free(m);
+		m = NULL;
+	}
+	tls_lookup_method = m;
+}
+
+static int
+tls_take_index(X509 *x, void *arg)
+{
+	int rc = tls_cas_add(arg, x);
+
+	X509_free(x);
+	return rc;
+}
+
+/* Index every certificate of one PEM file (each decoded: checked). */
 static int
 tls_add_ca_file(struct tls_build *b, const char *path)
 {
-	STACK_OF(X509) * certs;
 	size_t len;
 	char *buf;
-	int i, rc = 0;
+	int n;
 
 	if (tls_file_read(path, &buf, &len, b->why, b->whylen) == -1)
 		return -1;
 	tls_digest(b, path, buf, len);
-	certs = tls_pem_certs(path, buf, len, b->why, b->whylen);
+	n = tls_pem_each(
+	    path, buf, len, tls_take_index, b->t->cas, b->why, b->whylen);
 	free(buf);
-	if (certs == NULL)
-		return -1;
-	for (i = 0; i < sk_X509_num(certs) && rc == 0; i++) {
-		if (X509_STORE_add_cert(b->t->store, sk_X509_value(certs, i)))
-			b->t->ncerts++;
-		else if (ERR_GET_REASON(ERR_peek_last_error()) !=
-		         X509_R_CERT_ALREADY_IN_HASH_TABLE) {
-			tls_ssl_error(b->why, b->whylen, "X509_STORE_add_cert");
-			rc = -1;
-		}
-		ERR_clear_error();
-	}
-	sk_X509_pop_free(certs, X509_free);
-	return rc;
+	return n > 0 ? 0 : -1;
 }
 
 /* "1a2b3c4d.0": the names openssl rehash gives, the ones a lookup reads. */
@@ -598,6 +780,7 @@ tls_trust_free(struct tls_trust *t)
 {
 	if (t == NULL)
 		return;
+	tls_cas_free(t->cas);
 	X509_STORE_free(t->store);
 	X509_free(t->client_cert);
 	sk_X509_pop_free(t->client_chain, X509_free);
@@ -614,10 +797,27 @@ tls_trust_free(struct tls_trust *t)
 static int
 tls_store_new(struct tls_trust *t)
 {
-	if ((t->store = X509_STORE_new()) == NULL)
+	pthread_once(&tls_once, tls_once_init);
+	if (tls_lookup_method == NULL ||
+	    (t->cas = calloc(1, sizeof(*t->cas))) == NULL ||
+	    (t->store = X509_STORE_new()) == NULL)
 		return -1;
 	X509_STORE_set_flags(
 	    t->store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
+	return 0;
+}
+
+/* The index, complete, becomes the store's lookup's (which frees it). */
+static int
+tls_store_index(struct tls_trust *t)
+{
+	X509_LOOKUP *lu;
+
+	t->ncerts = (int)tls_cas_finish(t->cas);
+	if ((lu = X509_STORE_add_lookup(t->store, tls_lookup_method)) == NULL ||
+	    !X509_LOOKUP_set_method_data(lu, t->cas))
+		return -1;
+	t->cas = NULL;
 	return 0;
 }
 
@@ -636,6 +836,7 @@ tls_trust_new(
 	if ((b.md = EVP_MD_CTX_new()) != NULL &&
 	    EVP_DigestInit_ex(b.md, EVP_sha256(), NULL) == 1 &&
 	    tls_store_new(b.t) == 0 && tls_add_cas(&b, s, key) == 0 &&
+	    tls_store_index(b.t) == 0 &&
 	    (s->client_cert[0] == '\0' || tls_add_client(&b, s, key) == 0) &&
 	    EVP_DigestFinal_ex(b.md, b.t->digest, &b.t->digest_len) == 1)
 		rc = 0;

@@ -283,6 +283,17 @@ START_TEST(good_files_make_a_trust)
 	ck_assert_msg(a != NULL, "%s", why);
 	tls_trust_unref(a);
 
+	/* a certificate twice is one certificate; two are two */
+	snprintf(cmd, sizeof(cmd), "cat '%s' '%s' '%s' >'%s'", path("one.pem"),
+	    path("two.pem"), path("one.pem"), path("dup.pem"));
+	ck_assert_int_eq(system(cmd), 0);
+	a = trust(path("dup.pem"), "", "", "", &bad, why, sizeof(why));
+	ck_assert_msg(a != NULL, "%s", why);
+	tls_trust_describe(a, line, sizeof(line));
+	ck_assert_msg(
+	    strstr(line, "trusting 2 CA certificates from "), "%s", line);
+	tls_trust_unref(a);
+
 	/* a hashed directory */
 	a = trust("", path("hashed"), "", "", &bad, why, sizeof(why));
 	ck_assert_msg(a != NULL, "%s", why);

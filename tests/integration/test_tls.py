@@ -101,6 +101,29 @@ def test_tls_ca_file_trusts_a_private_ca():
         check_verified(r, p.valid, "1.1", "https://[::1]")
 
 
+def test_tls_system_bundle_plus_a_private_ca():
+    """The bundle's CA certificates are kept as DER and decoded when a
+    handshake first asks for their subject: the root, after the
+    intermediate nginx sends; the intermediate itself for no_chain once
+    it is in the file too; an unrelated root is still refused."""
+    p, ng = pki.get(), pki.nginx()
+    if p.ca_bundle_system is None:
+        raise h.Skip(f"no {pki.SYSTEM_BUNDLE}")
+    d = h.daemon({"tls": {"ca_file": p.ca_bundle_system}})
+    results = d.fetch_ok([ng.url("valid"), ng.url("h2"), ng.url("no_chain"),
+                          ng.url("other_ca"), ng.url("valid_b")])["results"]
+    check_verified(results[0], p.valid, "1.1", "valid with the bundle")
+    check_verified(results[1], p.valid, "2", "h2 with the bundle")
+    eq(results[2]["error"]["reason"], "untrusted", "no_chain with the bundle")
+    eq(results[3]["error"]["reason"], "untrusted", "other_ca with the bundle")
+    check_verified(results[4], p.valid, "1.1", "valid_b with the bundle")
+    both = pki.concat(h.tmpfile("bundle-and-intermediate"),
+                      p.ca_bundle_system, p.intermediate.cert)
+    d = h.daemon({"tls": {"ca_file": both}})
+    check_verified(fetch_one(d, ng.url("no_chain")), p.valid, "1.1",
+                   "no_chain with the intermediate in the file")
+
+
 def test_tls_ca_path_trusts_a_hashed_directory():
     p, ng = pki.get(), pki.nginx()
     d = h.daemon({"tls": {"ca_path": p.ca_dir}})
