@@ -459,12 +459,37 @@ tls_cas_find(const struct tls_cas *cas, unsigned long hash)
 }
 
 /*
+ * The certificate the store now holds for name, lent to ret: OpenSSL's
+ * own lookups return what they added without a reference of their own
+ * (the caller takes one), and the store never drops a certificate, so it
+ * outlives the lookup.  The store's, not the one decoded here: another
+ * worker may have added the same one first.
+ */
+static int
+tls_lookup_lend(X509_STORE *store, const X509_NAME *name, X509_OBJECT *ret)
+{
+	X509_OBJECT *obj;
+	X509 *x = NULL;
+
+	if (!X509_STORE_lock(store))
+		return 0;
+	obj = X509_OBJECT_retrieve_by_subject(
+	    X509_STORE_get0_objects(store), X509_LU_X509, name);
+	if (obj != NULL)
+		x = X509_OBJECT_get0_X509(obj);
+	X509_STORE_unlock(store);
+	if (x == NULL || !X509_OBJECT_set1_X509(ret, x))
+		return 0;
+	X509_free(x); /* set1's reference: ret borrows the store's */
+	return 1;
+}
+
+/*
  * The store's lookup: a handshake asks for the CA certificates of a
  * subject the store has not seen yet.  Each one of the index with that
  * subject is decoded and added to the store (a repeat added by another
- * worker meanwhile is ignored by OpenSSL), and one is returned.  Called
- * by OpenSSL without the store's lock held, on any worker; the index is
- * only read.
+ * worker meanwhile is ignored by OpenSSL).  Called by OpenSSL without the
+ * store's lock held, on any worker; the index is only read.
  */
 static int
 tls_lookup_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type,
@@ -473,10 +498,11 @@ tls_lookup_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type,
 	const struct tls_cas *cas = X509_LOOKUP_get_method_data(lu);
 	X509_STORE *store = X509_LOOKUP_get_store(lu);
 	const unsigned char *p;
-	X509 *x, *found = NULL;
 	unsigned long hash;
+	bool found = false;
 	size_t i;
 	int ok = 0;
+	X509 *x;
 
 	if (type != X509_LU_X509 || cas == NULL || store == NULL)
 		return 0;
@@ -488,15 +514,12 @@ tls_lookup_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type,
 			continue;
 		if (X509_NAME_cmp(X509_get_subject_name(x), name) == 0) {
 			X509_STORE_add_cert(store, x);
-			if (found == NULL && X509_up_ref(x))
-				found = x;
+			found = true;
 		}
 		X509_free(x);
 	}
 	ERR_clear_error();
-	ok = found != NULL && X509_OBJECT_set1_X509(ret, found);
-	X509_free(found);
-	return ok;
+	return found && tls_lookup_lend(store, name, ret);
 }
 
 static void
