@@ -513,6 +513,10 @@ tls_lookup_subject(X509_LOOKUP *lu, X509_LOOKUP_TYPE type,
 		if ((x = d2i_X509(NULL, &p, cas->v[i].len)) == NULL)
 			continue;
 		if (X509_NAME_cmp(X509_get_subject_name(x), name) == 0) {
+			/* OpenSSL fills a certificate's extension cache on
+			 * first use; do it before the store shares it, or two
+			 * workers race on it (ThreadSanitizer saw them). */
+			X509_check_purpose(x, -1, 0);
 			X509_STORE_add_cert(store, x);
 			found = true;
 		}
@@ -659,6 +663,21 @@ tls_add_ca_path(struct tls_build *b, const char *dir)
 	return rc;
 }
 
+/*
+ * Fill the extension cache of certificates every worker's connections
+ * will share, while only this thread sees them (see tls_lookup_subject).
+ */
+static void
+tls_warm_certs(X509 *x, STACK_OF(X509) * chain)
+{
+	int i;
+
+	X509_check_purpose(x, -1, 0);
+	for (i = 0; i < sk_X509_num(chain); i++)
+		X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+	ERR_clear_error();
+}
+
 /* No passphrase prompt, ever: an encrypted key fails to load. */
 static int
 tls_no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -719,6 +738,7 @@ tls_add_client(
 		return -1;
 	t->client_cert = sk_X509_shift(certs);
 	t->client_chain = certs;
+	tls_warm_certs(t->client_cert, certs);
 	*key =
 	    s->client_key[0] != '\0' ? TLS_KEY_CLIENT_KEY : TLS_KEY_CLIENT_CERT;
 	if ((t->client_key = tls_pem_key(key_path, b->why, b->whylen)) == NULL)
