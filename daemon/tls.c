@@ -204,7 +204,9 @@ tls_global_init(char *err, size_t errlen)
 {
 	pthread_once(&tls_once, tls_once_init);
 	if (tls_ctx_index < 0 || tls_lookup_method == NULL) {
-		snprintf(err, errlen, "SSL_CTX_get_ex_new_index failed");
+		snprintf(err, errlen,
+		    "cannot set up OpenSSL (an SSL_CTX "
+		    "ex_data index, a lookup method)");
 		return -1;
 	}
 	return 0;
@@ -758,12 +760,18 @@ tls_add_client(
 static int
 tls_default_ca(char **file, char **dir, char *why, size_t whylen)
 {
-	CURL *h = curl_easy_init();
 	char *f = NULL, *d = NULL;
+	CURL *h;
 
+	/* Counted: balanced here whether or not fetch.c has set curl up. */
 	*file = *dir = NULL;
-	if (h == NULL) {
-		snprintf(why, whylen, "curl_easy_init failed");
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+		snprintf(why, whylen, "cannot set up libcurl");
+		return -1;
+	}
+	if ((h = curl_easy_init()) == NULL) {
+		curl_global_cleanup();
+		snprintf(why, whylen, "cannot set up libcurl");
 		return -1;
 	}
 	curl_easy_getinfo(h, CURLINFO_CAINFO, &f);
@@ -773,6 +781,7 @@ tls_default_ca(char **file, char **dir, char *why, size_t whylen)
 	else if (d != NULL && d[0] != '\0')
 		*dir = strdup(d);
 	curl_easy_cleanup(h);
+	curl_global_cleanup();
 	if (*file == NULL && *dir == NULL) {
 		snprintf(why, whylen,
 		    "libcurl has no default CA bundle: set tls.ca_file");
