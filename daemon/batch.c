@@ -145,6 +145,7 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 		b->jobs[i].index = i;
 		b->jobs[i].job.run = batch_job_run;
 		b->jobs[i].job.done = batch_job_done;
+		b->jobs[i].job.affinity = fetch_affinity(s);
 		*link = &b->jobs[i].job;
 		link = &b->jobs[i].job.next;
 		n++;

@@ -35,6 +35,7 @@
 #include "config_compat.h"
 #include "log.h"
 #include "policy.h"
+#include "tls.h"
 
 /* A config file is a page or two; refuse to slurp anything huge. */
 #define CONFIG_FILE_MAX (16 * 1024 * 1024)
@@ -105,7 +106,7 @@ static const struct key_spec keys[] = {
     NUM("workers", "threads", KEY_INT, threads, 1, 10000, 256),
     NUM("workers", "max_per_request", KEY_INT, max_per_request, 0, 10000, 0),
     NUM("workers", "queue_limit", KEY_INT, queue_limit, 1, 1000000, 10000),
-    NUM("workers", "idle_ms", KEY_INT, idle_ms, 0, 3600000, 10000),
+    NUM("workers", "idle_ms", KEY_INT, idle_ms, 0, 3600000, 120000),
     NUM("limits", "max_urls", KEY_INT, max_urls, 1, 1000000, 1000),
     NUM("limits", "max_request_bytes", KEY_INT64, max_request_bytes, 1,
         INT64_C(1) << 30, 1048576),
@@ -128,12 +129,17 @@ static const struct key_spec keys[] = {
     NUM("fetch", "max_redirects", KEY_INT, max_redirects, 0, 50, 5),
     TEXT("fetch", "user_agent", KEY_STRING, user_agent,
         "fanoutd/" PACKAGE_VERSION, check_header_text),
-    BOOLEAN("fetch", "verify_tls", verify_tls, 1),
+    BOOLEAN("fetch", "verify_tls", fetch_verify_tls, 1), /* tls.verify */
     TEXT("security", "auth_token", KEY_STRING, auth_token, "", check_token),
     TEXT("security", "auth_token_file", KEY_STRING, auth_token_file, "", NULL),
     CIDRS("security", "allow_clients", allow_clients, default_allow_clients),
     CIDRS("security", "deny_targets", deny_targets, default_deny_targets),
     CIDRS("security", "allow_targets", allow_targets, default_none),
+    BOOLEAN("tls", "verify", verify_tls, 1),
+    TEXT("tls", "ca_file", KEY_STRING, ca_file, "", check_header_text),
+    TEXT("tls", "ca_path", KEY_STRING, ca_path, "", check_header_text),
+    TEXT("tls", "client_cert", KEY_STRING, client_cert, "", check_header_text),
+    TEXT("tls", "client_key", KEY_STRING, client_key, "", check_header_text),
     TEXT("log", "level", KEY_LEVEL, log_level, "info", NULL),
     BOOLEAN("log", "access_log", access_log, 1),
 };
@@ -788,6 +794,94 @@ check_auth(struct loader *ld)
 	cfg->auth_token = token;
 }
 
+/* fetch.verify_tls is the old name of tls.verify; both may not disagree. */
+static void
+check_verify_alias(struct loader *ld)
+{
+	const struct key_site *alias = site_of(ld, "fetch", "verify_tls");
+	const struct key_site *verify = site_of(ld, "tls", "verify");
+	struct config *cfg = ld->cfg;
+
+	if (alias->line == 0)
+		return;
+	if (verify->line == 0)
+		cfg->verify_tls = cfg->fetch_verify_tls;
+	else if (cfg->verify_tls != cfg->fetch_verify_tls)
+		load_error(ld, alias->file, alias->line, "fetch.verify_tls",
+		    "is the old name of tls.verify, which is set otherwise "
+		    "(line %d)",
+		    verify->line);
+}
+
+static const char *const tls_key_names[] = {
+    [TLS_KEY_DEFAULT] = NULL,
+    [TLS_KEY_CA_FILE] = "ca_file",
+    [TLS_KEY_CA_PATH] = "ca_path",
+    [TLS_KEY_CLIENT_CERT] = "client_cert",
+    [TLS_KEY_CLIENT_KEY] = "client_key",
+};
+
+static struct tls_trust *
+trust_build(
+    const struct config *cfg, enum tls_key *key, char *why, size_t whylen)
+{
+	struct tls_settings s = {
+	    cfg->ca_file, cfg->ca_path, cfg->client_cert, cfg->client_key};
+
+	return tls_trust_new(&s, key, why, whylen);
+}
+
+/*
+ * Every file a tls key names is read and checked here, so that -t and a
+ * reload report it at its line; the trust built from them is kept.
+ * With none named, config_load_trust() reads libcurl's default bundle.
+ */
+static void
+check_tls(struct loader *ld)
+{
+	const struct key_site *key = site_of(ld, "tls", "client_key");
+	struct config *cfg = ld->cfg;
+	const struct key_site *at;
+	char why[REASON_MAX], what[32];
+	enum tls_key bad;
+
+	check_verify_alias(ld);
+	if (cfg->client_key[0] != '\0' && cfg->client_cert[0] == '\0') {
+		load_error(ld, key->file, key->line, "tls.client_key",
+		    "is set without tls.client_cert");
+		return;
+	}
+	if (cfg->ca_file[0] == '\0' && cfg->ca_path[0] == '\0' &&
+	    cfg->client_cert[0] == '\0')
+		return;
+	if ((cfg->trust = trust_build(cfg, &bad, why, sizeof(why))) != NULL)
+		return;
+	if (bad == TLS_KEY_DEFAULT) {
+		load_error(ld, NULL, 0, "tls", "%s", why);
+		return;
+	}
+	at = site_of(ld, "tls", tls_key_names[bad]);
+	snprintf(what, sizeof(what), "tls.%s", tls_key_names[bad]);
+	load_error(ld, at->file, at->line, what, "%s", why);
+}
+
+int
+config_load_trust(struct config *cfg, char *err, size_t errlen)
+{
+	char why[REASON_MAX];
+	enum tls_key bad;
+
+	if (cfg->trust != NULL)
+		return 0;
+	if ((cfg->trust = trust_build(cfg, &bad, why, sizeof(why))) != NULL)
+		return 0;
+	snprintf(err, errlen, "%s: tls%s%s: %s",
+	    cfg->file != NULL ? cfg->file : "config",
+	    bad == TLS_KEY_DEFAULT ? "" : ".",
+	    bad == TLS_KEY_DEFAULT ? "" : tls_key_names[bad], why);
+	return -1;
+}
+
 /* Checks across keys, run once every key has its final value. */
 static void
 check_all(struct loader *ld)
@@ -802,6 +896,7 @@ check_all(struct loader *ld)
 		    "%d is above workers.queue_limit (%d)", ld->cfg->max_urls,
 		    ld->cfg->queue_limit);
 	check_auth(ld);
+	check_tls(ld);
 }
 
 /*
@@ -931,6 +1026,7 @@ config_free(struct config *cfg)
 		json_decref(cfg->modules[i].fields);
 	}
 	free(cfg->modules);
+	tls_trust_unref(cfg->trust);
 	free(cfg->file);
 	free(cfg);
 }

@@ -29,6 +29,7 @@ struct config_module {
 	char *file;            /* where it was written, for errors */
 	int line;
 };
+struct tls_trust;
 
 struct config {
 	atomic_int refs; /* see config_ref */
@@ -57,7 +58,20 @@ struct config {
 	bool follow_redirects;
 	int max_redirects;
 	char *user_agent;
-	bool verify_tls;
+	bool fetch_verify_tls; /* fetch.verify_tls, the alias of tls.verify */
+
+	bool verify_tls;   /* tls.verify: the default of every fetch */
+	char *ca_file;     /* "" = libcurl's default bundle (with ca_path "") */
+	char *ca_path;     /* "" = none */
+	char *client_cert; /* "" = none */
+	char *client_key;  /* "" = in client_cert, or none */
+	/*
+	 * Not a key: the CA store and client identity read from the files
+	 * above, shared by every fetch made under this config; a reference
+	 * of its own, dropped with the config.  Built by config_load when a
+	 * tls key names a file, else by config_load_trust().
+	 */
+	struct tls_trust *trust;
 
 	char *auth_token;      /* "" = no auth; read from the file when set */
 	char *auth_token_file; /* "" = none */
@@ -84,6 +98,13 @@ struct config {
  * one per line, into err.
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
+/*
+ * Give cfg its trust when config_load left it to the caller (no tls key
+ * names a file: libcurl's default bundle, some 45 ms to read).  Call it
+ * once, on a config not yet shared: at start-up, with -t and on reload.
+ * Returns 0, or -1 with the reason in err.
+ */
+int config_load_trust(struct config *cfg, char *err, size_t errlen);
 /* The defaults alone, as if the file were empty; NULL when out of memory. */
 struct config *config_default(void);
 /* Take one more reference (thread-safe); returns cfg. */

@@ -8,6 +8,12 @@
  * separate curl_easy_perform(), so every hop's URL passes the same checks
  * as the client's URL, the socket callback sees every hop's address, and
  * caller-supplied headers go only to the origin the client named.
+ *
+ * TLS: libcurl is given no CA file or path; each new connection's SSL_CTX
+ * verifies against the config's shared store instead (tls.c), set up in
+ * the SSL_CTX callback, which also marks when the handshake began.  The
+ * prerequest callback, reached on new and reused connections alike once
+ * the connection is up, reads what the result says of it.
  */
 #include <arpa/inet.h>
 #include <limits.h>
@@ -25,10 +31,19 @@
 #include "policy.h"
 #include "request.h"
 
+struct fetch_worker;
+
 /* State the callbacks of one hop see. */
 struct fetch_xfer {
 	const struct config *cfg;
 	const atomic_bool *cancel;
+	struct fetch_worker *w;
+	struct fetch_result *r;
+	bool verify;       /* this fetch checks certificates and host names */
+	uint64_t start_ns; /* the hop began */
+	uint64_t tls_ns;   /* a TLS handshake began; 0: none */
+	bool opened;       /* a new connection was opened */
+	bool sent;         /* a request went out (prereq passed) */
 	int64_t bytes;
 	int too_large;
 	int blocked;      /* the target policy refused an address */
@@ -38,6 +53,7 @@ struct fetch_xfer {
 
 struct fetch_worker {
 	CURL *easy;
+	struct tls_capture *capture; /* the handshakes this worker runs */
 	unsigned epoch; /* config conn_epoch its connections were made in */
 	bool has_epoch; /* false until the first fetch */
 	struct fetch_xfer xfer; /* the callbacks' view of the current hop */
@@ -82,6 +98,7 @@ fetch_result_reset(struct fetch_result *result)
 {
 	free(result->message);
 	free(result->effective_url);
+	tls_facts_reset(&result->tls);
 	memset(result, 0, sizeof(*result));
 }
 
@@ -104,11 +121,23 @@ void
 fetch_timing_add(struct fetch_timing *t, const struct fetch_marks *m)
 {
 	/* Marks are cumulative from the hop's start; phases are differences,
-	 * clamped at 0.  A reused connection has no DNS or connect phase. */
-	t->dns += fetch_phase_ms(0, m->namelookup);
-	t->connect += fetch_phase_ms(m->namelookup, m->connect);
-	if (m->appconnect > 0)
-		t->tls += fetch_phase_ms(m->connect, m->appconnect);
+	 * clamped at 0.  A reused connection has no DNS, connect or TLS
+	 * phase: curl still marks a name lookup for it, which is dropped.
+	 * A handshake that failed has no curl mark at all (curl marks the
+	 * connect only once TLS is up too): the TCP connect then ends, and
+	 * the handshake begins, when fanoutd saw the handshake begin. */
+	if (m->reused) {
+		/* nothing before the request */
+	} else if (m->appconnect == 0 && m->tls_start > 0) {
+		t->dns += fetch_phase_ms(0, m->namelookup);
+		t->connect += fetch_phase_ms(m->namelookup, m->tls_start);
+		t->tls += fetch_phase_ms(m->tls_start, m->total);
+	} else {
+		t->dns += fetch_phase_ms(0, m->namelookup);
+		t->connect += fetch_phase_ms(m->namelookup, m->connect);
+		if (m->appconnect > 0)
+			t->tls += fetch_phase_ms(m->connect, m->appconnect);
+	}
 	t->ttfb += fetch_phase_ms(m->pretransfer, m->starttransfer);
 	if (m->starttransfer > 0)
 		t->transfer += fetch_phase_ms(m->starttransfer, m->total);
@@ -144,6 +173,7 @@ fetch_error_from_curl(CURLcode code)
 	case CURLE_SSL_ENGINE_SETFAILED:
 	case CURLE_SSL_ENGINE_INITFAILED:
 	case CURLE_USE_SSL_FAILED:
+	case CURLE_SSL_CLIENTCERT:
 		return FETCH_E_TLS;
 	case CURLE_FILESIZE_EXCEEDED:
 		return FETCH_E_TOO_LARGE;
@@ -154,6 +184,56 @@ fetch_error_from_curl(CURLcode code)
 	default:
 		return FETCH_E_OTHER;
 	}
+}
+
+/* FNV-1a over len bytes, lower-cased. */
+static uint64_t
+fetch_hash_lower(uint64_t h, const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32
+		                                                : p[i]);
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+uint64_t
+fetch_affinity(const struct fetch_spec *spec)
+{
+	const char *u = spec->url, *auth, *end, *port = NULL, *p;
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	size_t scheme;
+
+	if (u == NULL || spec->error != FETCH_OK)
+		return 0;
+	if ((scheme = strspn(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+	                        "qrstuvwxyz0123456789+-.")) == 0 ||
+	    strncmp(u + scheme, "://", 3) != 0)
+		return 0;
+	auth = u + scheme + 3;
+	end = auth + strcspn(auth, "/?#");
+	if (memchr(auth, '@', (size_t)(end - auth)) != NULL || end == auth)
+		return 0; /* invalid anyway */
+	p = *auth == '[' ? memchr(auth, ']', (size_t)(end - auth)) : auth;
+	if (p == NULL)
+		return 0;
+	for (; p < end && port == NULL; p++)
+		if (*p == ':')
+			port = p;
+	h = fetch_hash_lower(h, u, scheme);
+	h = fetch_hash_lower(
+	    h, auth, (size_t)((port != NULL ? port : end) - auth));
+	if (port != NULL && port + 1 < end)
+		h = fetch_hash_lower(h, port, (size_t)(end - port));
+	else if (scheme == 5 && strncasecmp(u, "https", 5) == 0)
+		h = fetch_hash_lower(h, ":443", 4); /* as if it were written */
+	else
+		h = fetch_hash_lower(h, ":80", 3);
+	h = fetch_hash_lower(h, spec->verify_tls ? "v" : "n", 1);
+	return h != 0 ? h : 1;
 }
 
 static void
@@ -179,6 +259,8 @@ fetch_global_init(char *err, size_t errlen)
 		    curl_easy_strerror(rc));
 		return -1;
 	}
+	if (tls_global_init(err, errlen) == -1)
+		return -1;
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&fetch_share_locks[i], NULL);
 	if ((fetch_share = curl_share_init()) == NULL) {
@@ -211,6 +293,7 @@ static int fetch_progress(
 static curl_socket_t fetch_opensocket(
     void *, curlsocktype, struct curl_sockaddr *);
 static int fetch_prereq(void *, char *, char *, int, int);
+static CURLcode fetch_ssl_ctx(CURL *, void *, void *);
 
 /*
  * The options that never change for a handle, set once rather than reset
@@ -241,6 +324,16 @@ fetch_handle_new(struct fetch_worker *w)
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &w->xfer);
 	curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, fetch_prereq);
 	curl_easy_setopt(h, CURLOPT_PREREQDATA, &w->xfer);
+	/* Trust comes from the config's shared store, never from files
+	 * libcurl would read again for every connection. */
+	curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, fetch_ssl_ctx);
+	curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, w);
+	/* One connection, the last fetch's: the pool sends the next fetch
+	 * for that host here (pool_job.affinity). */
+	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 1L);
 	return h;
 }
 
@@ -251,7 +344,9 @@ fetch_worker_new(void)
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
-	if ((w->easy = fetch_handle_new(w)) == NULL) {
+	if ((w->capture = tls_capture_new()) == NULL ||
+	    (w->easy = fetch_handle_new(w)) == NULL) {
+		tls_capture_free(w->capture);
 		free(w);
 		return NULL;
 	}
@@ -264,6 +359,7 @@ fetch_worker_free(struct fetch_worker *w)
 	if (w == NULL)
 		return;
 	curl_easy_cleanup(w->easy);
+	tls_capture_free(w->capture);
 	free(w);
 }
 
@@ -293,7 +389,8 @@ unsigned
 fetch_conn_epoch(const struct config *old, const struct config *cfg)
 {
 	bool same = policy_equal(&old->deny_targets, &cfg->deny_targets) &&
-	            policy_equal(&old->allow_targets, &cfg->allow_targets);
+	            policy_equal(&old->allow_targets, &cfg->allow_targets) &&
+	            tls_trust_equal(old->trust, cfg->trust);
 
 	return same ? old->conn_epoch : old->conn_epoch + 1;
 }
@@ -365,8 +462,28 @@ fetch_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 		    sa->sa_family, raw, x->blocked_ip, sizeof(x->blocked_ip));
 		return CURL_SOCKET_BAD;
 	}
+	x->opened = true;
 	return socket(
 	    addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/*
+ * What the connection a request is about to go out on says of TLS, new
+ * or reused: libcurl verified it (when asked to) before getting here.
+ */
+static void
+fetch_tls_facts(struct fetch_xfer *x)
+{
+	struct curl_tlssessioninfo *info = NULL;
+
+	if (curl_easy_getinfo(x->w->easy, CURLINFO_TLS_SSL_PTR, &info) !=
+	        CURLE_OK ||
+	    info == NULL || info->backend != CURLSSLBACKEND_OPENSSL ||
+	    info->internals == NULL)
+		return;
+	/* Out of memory leaves the facts partly filled: still true. */
+	tls_facts_from_ssl(
+	    &x->r->tls, info->internals, x->verify, (int64_t)time(NULL));
 }
 
 /*
@@ -385,13 +502,31 @@ fetch_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port,
 	struct sockaddr_storage ss;
 
 	if (policy_sockaddr_parse(primary_ip, &ss) == 0 &&
-	    fetch_target_allowed(x->cfg, (const struct sockaddr *)&ss))
+	    fetch_target_allowed(x->cfg, (const struct sockaddr *)&ss)) {
+		x->sent = true;
+		fetch_tls_facts(x);
 		return CURL_PREREQFUNC_OK;
+	}
 	x->blocked = x->blocked_late = 1;
 	snprintf(x->blocked_ip, sizeof(x->blocked_ip), "%s",
 	    primary_ip != NULL && primary_ip[0] != '\0' ? primary_ip
 	                                                : "an unknown address");
 	return CURL_PREREQFUNC_ABORT;
+}
+
+/*
+ * A new TLS connection, after its TCP connect and before its handshake:
+ * verify against the config's shared store, and note the moment.
+ */
+static CURLcode
+fetch_ssl_ctx(CURL *h, void *ssl_ctx, void *arg)
+{
+	struct fetch_worker *w = arg;
+
+	w->xfer.tls_ns = clock_now_ns();
+	if (tls_ctx_setup(ssl_ctx, w->xfer.cfg->trust, w->capture) == -1)
+		return CURLE_SSL_CERTPROBLEM;
+	return CURLE_OK;
 }
 
 /* The options of one hop; the rest were set by fetch_handle_new(). */
@@ -409,13 +544,20 @@ fetch_setup(struct fetch_worker *w, const char *url,
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, cfg->user_agent);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, cfg->verify_tls ? 1L : 0L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, cfg->verify_tls ? 2L : 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, spec->verify_tls ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, spec->verify_tls ? 2L : 0L);
 	if (spec->method == FETCH_HEAD)
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	else
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+}
+
+/* Microseconds from the hop's start to a moment fanoutd noted; 0: none. */
+static int64_t
+fetch_since_start(const struct fetch_xfer *x, uint64_t ns)
+{
+	return ns > x->start_ns ? (int64_t)((ns - x->start_ns) / 1000u) : 0;
 }
 
 static void
@@ -424,11 +566,19 @@ fetch_collect(struct fetch_worker *w, struct fetch_result *r)
 	struct fetch_marks m = {0};
 	curl_off_t v;
 	char *ip = NULL;
+	long version = 0;
 
 	curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &r->status);
 	if (curl_easy_getinfo(w->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK &&
 	    ip != NULL && ip[0] != '\0')
 		snprintf(r->remote_ip, sizeof(r->remote_ip), "%s", ip);
+	curl_easy_getinfo(w->easy, CURLINFO_HTTP_VERSION, &version);
+	r->http_version = r->status == 0                     ? 0
+	                  : version == CURL_HTTP_VERSION_1_0 ? 10
+	                  : version == CURL_HTTP_VERSION_1_1 ? 11
+	                  : version == CURL_HTTP_VERSION_2_0 ? 20
+	                  : version == CURL_HTTP_VERSION_3   ? 30
+	                                                     : 0;
 #define MARK(info, field)                                                      \
 	if (curl_easy_getinfo(w->easy, info, &v) == CURLE_OK)                  \
 	m.field = v
@@ -439,6 +589,8 @@ fetch_collect(struct fetch_worker *w, struct fetch_result *r)
 	MARK(CURLINFO_STARTTRANSFER_TIME_T, starttransfer);
 	MARK(CURLINFO_TOTAL_TIME_T, total);
 #undef MARK
+	m.tls_start = fetch_since_start(&w->xfer, w->xfer.tls_ns);
+	m.reused = w->xfer.sent && !w->xfer.opened;
 	fetch_timing_add(&r->time, &m);
 }
 
@@ -530,6 +682,34 @@ fetch_next_hop(struct fetch_worker *w, const struct fetch_spec *spec,
 	return next;
 }
 
+/* Fresh state for one hop; the result describes the last hop's TLS. */
+static void
+fetch_hop_begin(struct fetch_worker *w, const struct fetch_spec *spec,
+    const struct config *cfg, const atomic_bool *cancel, struct fetch_result *r)
+{
+	w->xfer = (struct fetch_xfer){.cfg = cfg,
+	    .cancel = cancel,
+	    .w = w,
+	    .r = r,
+	    .verify = spec->verify_tls,
+	    .start_ns = clock_now_ns()};
+	tls_capture_reset(w->capture);
+	tls_facts_reset(&r->tls);
+}
+
+/*
+ * A hop that failed after its handshake began, or in it: what the
+ * verify callback saw (the leaf even when it was refused) and why.
+ */
+static void
+fetch_tls_failed(struct fetch_worker *w, CURLcode code, struct fetch_result *r)
+{
+	if (r->tls.used || (w->xfer.tls_ns == 0 && r->error != FETCH_E_TLS))
+		return;
+	tls_facts_from_failure(&r->tls, w->capture, w->xfer.verify,
+	    code == CURLE_PEER_FAILED_VERIFICATION, (int64_t)time(NULL));
+}
+
 void
 fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
     const struct config *cfg, const atomic_bool *cancel, uint64_t deadline_ns,
@@ -568,7 +748,7 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 			    "timed out before the next hop");
 			break;
 		}
-		*x = (struct fetch_xfer){.cfg = cfg, .cancel = cancel};
+		fetch_hop_begin(w, spec, cfg, cancel, r);
 		fetch_setup(
 		    w, url, spec, headers, (long)((end - now) / 1000000u));
 		code = curl_easy_perform(w->easy);
@@ -576,6 +756,7 @@ fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
 		fetch_collect(w, r);
 		if (code != CURLE_OK) {
 			fetch_fail(w, x, code, r);
+			fetch_tls_failed(w, code, r);
 			/* curl keeps the refused connection in its cache */
 			if (x->blocked_late)
 				fetch_worker_flush(w);

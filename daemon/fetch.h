@@ -19,6 +19,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "tls.h"
+
 struct config;
 
 /* Per-fetch outcome; mapped 1:1 to the API's error codes. */
@@ -51,6 +53,7 @@ struct fetch_spec {
 	int timeout_ms;
 	enum fetch_method method;
 	bool follow_redirects;
+	bool verify_tls;           /* check certificates and host names */
 	enum fetch_error error;    /* set when the item failed parsing */
 	const char *error_message; /* static text for that error */
 };
@@ -60,10 +63,17 @@ struct fetch_timing {
 	double queue, dns, connect, tls, ttfb, transfer, total;
 };
 
-/* curl's cumulative marks for one hop, in microseconds. */
+/*
+ * curl's cumulative marks for one hop, in microseconds, and what
+ * fanoutd saw itself: when the TLS handshake began (from the hop's start,
+ * 0 when none did; curl has no mark for a handshake that failed), and
+ * whether the hop ran on a connection opened before it.
+ */
 struct fetch_marks {
 	int64_t namelookup, connect, appconnect, pretransfer, starttransfer,
 	    total;
+	int64_t tls_start;
+	bool reused;
 };
 
 struct fetch_result {
@@ -75,6 +85,8 @@ struct fetch_result {
 	char *effective_url; /* heap, NULL when never requested */
 	char remote_ip[INET6_ADDRSTRLEN];
 	struct fetch_timing time;
+	int http_version;     /* of the last response: 10, 11, 20, 30; 0 none */
+	struct tls_facts tls; /* of the last hop's connection */
 };
 
 /* "invalid_url", "timeout", ...; NULL for FETCH_OK. */
@@ -90,6 +102,13 @@ void fetch_timing_add(
     struct fetch_timing *timing, const struct fetch_marks *marks);
 /* The per-fetch outcome for a CURLcode (blocked is decided by the caller). */
 enum fetch_error fetch_error_from_curl(CURLcode code);
+/*
+ * A cheap hash of the spec's scheme://host:port (and whether it
+ * verifies), read lexically, without curl_url(): the pool's affinity
+ * key, so that a fetch goes to the worker whose connection it can reuse.
+ * 0 when the URL has no such parts (a hint only; never wrong to ignore).
+ */
+uint64_t fetch_affinity(const struct fetch_spec *spec);
 
 /*
  * The most workers nofile descriptors can carry.  A blocking libcurl
@@ -106,6 +125,10 @@ int fetch_workers_for_fds(long nofile);
 int fetch_global_init(char *err, size_t errlen);
 void fetch_global_cleanup(void);
 
+/*
+ * A worker keeps at most one connection (CURLOPT_MAXCONNECTS 1): the one
+ * of its last fetch, which the pool's affinity key names.
+ */
 struct fetch_worker;
 struct fetch_worker *fetch_worker_new(void);
 void fetch_worker_free(struct fetch_worker *worker);
@@ -114,7 +137,7 @@ void fetch_worker_flush(struct fetch_worker *worker);
 /*
  * The conn_epoch for cfg, which replaces old on a reload: old's, or the
  * next one when connections made under old must not be reused under cfg
- * (the target policy changed).
+ * (the target policy or the trust changed).
  */
 unsigned fetch_conn_epoch(const struct config *old, const struct config *cfg);
 

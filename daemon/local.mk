@@ -15,12 +15,15 @@ daemon_libfanoutd_a_SOURCES = \
 	daemon/pool.c daemon/pool.h \
 	daemon/render.c daemon/render.h \
 	daemon/request.c daemon/request.h \
-	daemon/server.c daemon/server.h
+	daemon/server.c daemon/server.h \
+	daemon/tls.c daemon/tls.h
 daemon_libfanoutd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CURL_CFLAGS) \
-	$(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) $(PCRE2_CFLAGS) $(SYSTEMD_CFLAGS)
+	$(OPENSSL_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) $(PCRE2_CFLAGS) \
+	$(SYSTEMD_CFLAGS)
 
 FANOUTD_LIBS = daemon/libfanoutd.a $(LIBEVENT_LIBS) $(CURL_LIBS) \
-	$(LIBCONFIG_LIBS) $(JANSSON_LIBS) $(PCRE2_LIBS) $(SYSTEMD_LIBS) -lm
+	$(OPENSSL_LIBS) $(LIBCONFIG_LIBS) $(JANSSON_LIBS) $(PCRE2_LIBS) \
+	$(SYSTEMD_LIBS) -lm
 
 sbin_PROGRAMS += daemon/fanoutd
 daemon_fanoutd_SOURCES = daemon/main.c

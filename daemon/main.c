@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "server.h"
+#include "tls.h"
 
 #define DEFAULT_CONFIG    SYSCONFDIR "/fanoutd.conf"
 #define WORKER_STACK_SIZE (256 * 1024)
@@ -53,15 +54,45 @@ usage(FILE *out)
 	    DEFAULT_CONFIG);
 }
 
+/*
+ * The config with its trust built (the one hook for TLS: -t, start-up
+ * and reload all read the CA files here, on this thread); NULL with every
+ * error in err.
+ */
+static struct config *
+config_with_trust(const char *path, char *err, size_t errlen)
+{
+	struct config *cfg = config_load(path, err, errlen);
+
+	if (cfg != NULL && config_load_trust(cfg, err, errlen) == -1) {
+		config_unref(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
 static struct config *
 load_config(const char *path)
 {
 	char err[4096];
-	struct config *cfg = config_load(path, err, sizeof(err));
+	struct config *cfg = config_with_trust(path, err, sizeof(err));
 
 	if (cfg == NULL)
 		fprintf(stderr, "%s\n", err[0] ? err : "config: unknown error");
 	return cfg;
+}
+
+/* Where the trust comes from, and a warning when nothing is checked. */
+static void
+log_trust(const struct config *cfg)
+{
+	char line[1024];
+
+	tls_trust_describe(cfg->trust, line, sizeof(line));
+	log_info("%s", line);
+	if (!cfg->verify_tls)
+		log_warnx("tls.verify is false: certificates and host names "
+		          "are not checked unless a request asks for it");
 }
 
 /* Tell systemd (Type=notify) where we are; a no-op elsewhere. */
@@ -182,7 +213,8 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 	char err[4096];
-	struct config *cfg = config_load(d->config_path, err, sizeof(err));
+	struct config *cfg =
+	    config_with_trust(d->config_path, err, sizeof(err));
 	struct pool_limits limits;
 
 	notify("RELOADING=1");
@@ -206,6 +238,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	d->cfg = cfg;
 	metrics_config_loaded(true);
 	log_info("reloaded %s", d->config_path);
+	log_trust(cfg);
 	notify("READY=1");
 }
 
@@ -286,6 +319,7 @@ daemon_start(struct daemon *d)
 		log_info("fanoutd %s listening on %s port %d, up to %d threads",
 		    PACKAGE_VERSION, d->cfg->listen_address,
 		    d->cfg->listen_port, d->cfg->threads);
+	log_trust(d->cfg);
 	notify("READY=1");
 }
 

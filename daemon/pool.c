@@ -11,10 +11,15 @@
  * than its cap running; whoever takes a job takes the head job of the
  * ring's current group and moves the ring on, so groups take turns one
  * job at a time.  A job that becomes runnable while a worker is idle is
- * handed to that worker at once (the idle worker that waited least, so
- * that surplus workers keep idling and exit after idle_ms); each worker
- * sleeps on its own condition variable, so handing out n jobs wakes n
- * workers, not all of them.
+ * handed to that worker at once: an idle worker whose last job had the
+ * job's affinity key, found through a small hash of idle workers by key
+ * (it holds a live connection the job can reuse), else one of the idle
+ * workers that waited least (one whose connection is not the only one to
+ * its host, when the first few have such), so that surplus workers keep
+ * idling and exit after idle_ms.  Each worker sleeps on its own condition
+ * variable, so handing out n jobs wakes n workers, not all of them.  A worker
+ * that finishes a job takes the ring's next job itself, whatever its key:
+ * fairness between groups comes first.
  *
  * Threads are created on demand, one per runnable job that no starting
  * thread will take, up to max_threads.  Creating one costs 100 us or more
@@ -49,7 +54,9 @@
 #include "pool.h"
 
 struct pool_worker {
-	struct pool_worker *prev, *next; /* idle list, or the exited list */
+	struct pool_worker *prev, *next;   /* idle list, or the exited list */
+	struct pool_worker *kprev, *knext; /* its key's bucket, while idle */
+	uint64_t key; /* the affinity of its last job that had one; 0 none */
 	pthread_t tid;
 	pthread_cond_t wake; /* a job was handed over, or exit */
 	struct pool *pool;
@@ -77,12 +84,19 @@ struct pool_worker {
  *  I7  threads <= max_threads, but for busy workers above a lowered
  *      max_threads, which exit after their job.  max_threads >= 1, so a
  *      runnable job always has a thread that will take it.
+ *  I8  an idle worker with a non-zero key is in exactly one bucket,
+ *      keyed[key % POOL_KEY_BUCKETS], most recently idle first; no other
+ *      worker is in any bucket.  A worker's key changes only while it is
+ *      not idle.
  */
+#define POOL_KEY_BUCKETS 512
+
 struct pool {
 	pthread_mutex_t lock;
 	pthread_cond_t gone;     /* a thread parked on the exited list */
 	struct pool_group *ring; /* groups that may start a job now */
-	struct pool_worker *idle_top, *idle_bottom; /* most recent first */
+	struct pool_worker *idle_top, *idle_bottom;  /* most recent first */
+	struct pool_worker *keyed[POOL_KEY_BUCKETS]; /* idle ones by key */
 	struct pool_job *done_head, *done_tail;
 	size_t queued, running, inflight, runnable;
 	size_t threads, idle, starting, owed, exiting;
@@ -99,7 +113,7 @@ pool_check_locked(const struct pool *pool)
 {
 	const struct pool_group *g = pool->ring;
 	const struct pool_worker *w;
-	size_t runnable = 0, idle = 0;
+	size_t runnable = 0, idle = 0, keyed = 0, i;
 
 	do {
 		if (g == NULL)
@@ -110,8 +124,15 @@ pool_check_locked(const struct pool *pool)
 		                : g->cap - g->running;
 		g = g->ring_next;
 	} while (g != pool->ring);
-	for (w = pool->idle_top; w != NULL; w = w->next, idle++)
+	for (w = pool->idle_top; w != NULL; w = w->next, idle++) {
 		assert(w->idle && w->job == NULL && !w->exiting);
+		keyed += w->key != 0;
+	}
+	for (i = 0; i < POOL_KEY_BUCKETS; i++)
+		for (w = pool->keyed[i]; w != NULL; w = w->knext, keyed--)
+			assert(w->idle && w->key % POOL_KEY_BUCKETS == i &&
+			       (w->kprev == NULL) == (w == pool->keyed[i]));
+	assert(keyed == 0);
 	assert(runnable == pool->runnable && idle == pool->idle);
 	assert(pool->runnable == 0 || pool->idle == 0);
 	assert(pool->owed <= pool->starting);
@@ -228,9 +249,17 @@ pool_finish_locked(struct pool *pool, struct pool_job *job)
 	pool->done_tail = job;
 }
 
+static struct pool_worker **
+pool_bucket(struct pool *pool, uint64_t key)
+{
+	return &pool->keyed[key % POOL_KEY_BUCKETS];
+}
+
 static void
 idle_push_locked(struct pool *pool, struct pool_worker *w)
 {
+	struct pool_worker **bucket;
+
 	w->idle = true;
 	w->prev = NULL;
 	w->next = pool->idle_top;
@@ -240,6 +269,14 @@ idle_push_locked(struct pool *pool, struct pool_worker *w)
 		pool->idle_bottom = w;
 	pool->idle_top = w;
 	pool->idle++;
+	if (w->key == 0)
+		return;
+	bucket = pool_bucket(pool, w->key); /* I8 */
+	w->kprev = NULL;
+	w->knext = *bucket;
+	if (*bucket != NULL)
+		(*bucket)->kprev = w;
+	*bucket = w;
 }
 
 static void
@@ -256,6 +293,58 @@ idle_remove_locked(struct pool *pool, struct pool_worker *w)
 	w->prev = w->next = NULL;
 	w->idle = false;
 	pool->idle--;
+	if (w->key == 0)
+		return;
+	if (w->kprev != NULL)
+		w->kprev->knext = w->knext;
+	else
+		*pool_bucket(pool, w->key) = w->knext;
+	if (w->knext != NULL)
+		w->knext->kprev = w->kprev;
+	w->kprev = w->knext = NULL;
+}
+
+/* Whether w holds no key, or one that another idle worker holds too. */
+static bool
+idle_spare_locked(struct pool *pool, const struct pool_worker *w)
+{
+	const struct pool_worker *o;
+
+	if (w->key == 0)
+		return true;
+	for (o = *pool_bucket(pool, w->key); o != NULL; o = o->knext)
+		if (o != w && o->key == w->key)
+			return true;
+	return false;
+}
+
+/* How far down the idle list a miss looks for a spare worker. */
+#define POOL_MISS_SCAN 8
+
+/*
+ * The idle worker for a job of this key: the most recently idle one
+ * whose last job had the key (its connection is warm).  On a miss, the
+ * most recently idle one that is spare, among the first few: taking the
+ * only holder of another key would throw away the one warm connection
+ * to that host, and two hosts fetched in turn would each take the
+ * other's.  Else the most recently idle one.  Keys that share a bucket
+ * are few, so the scans are short.
+ */
+static struct pool_worker *
+idle_pick_locked(struct pool *pool, uint64_t key)
+{
+	struct pool_worker *w;
+	int i;
+
+	if (key != 0)
+		for (w = *pool_bucket(pool, key); w != NULL; w = w->knext)
+			if (w->key == key)
+				return w;
+	for (w = pool->idle_top, i = 0; w != NULL && i < POOL_MISS_SCAN;
+	     w = w->next, i++)
+		if (idle_spare_locked(pool, w))
+			return w;
+	return pool->idle_top;
 }
 
 /*
@@ -273,18 +362,21 @@ struct pool_wakeups {
 };
 
 /*
- * Hand runnable jobs to idle workers, most recently idle first (I5).
- * later, when not NULL, collects workers to signal after unlocking.
+ * Hand runnable jobs to idle workers (I5), each to the worker
+ * idle_pick_locked() chooses.  later, when not NULL, collects workers to
+ * signal after unlocking.
  */
 static void
 pool_dispatch_locked(struct pool *pool, struct pool_wakeups *later)
 {
 	struct pool_worker *w;
+	struct pool_job *job;
 
 	while (pool->idle_top != NULL && pool->ring != NULL) {
-		w = pool->idle_top;
+		job = pool_take_locked(pool);
+		w = idle_pick_locked(pool, job->affinity);
 		idle_remove_locked(pool, w);
-		w->job = pool_take_locked(pool);
+		w->job = job;
 		if (later != NULL && later->n < POOL_WAKE_BATCH)
 			later->w[later->n++] = w;
 		else
@@ -402,6 +494,10 @@ pool_work_locked(struct pool *pool, struct pool_worker *w, void *ctx)
 	struct pool_job *job;
 
 	while ((job = pool_next_locked(pool, w)) != NULL) {
+		/* Not idle now, so its bucket may change (I8).  A job without
+		 * a key leaves the last one: its connection is still there. */
+		if (job->affinity != 0)
+			w->key = job->affinity;
 		pthread_mutex_unlock(&pool->lock);
 		job->started_ns = clock_now_ns();
 		job->run(job, ctx);

@@ -14,9 +14,11 @@
  *
  * Threads are started on demand, up to max_threads; the submitting thread
  * starts at most one, which starts the others, so a burst of thousands
- * never stalls the loop.  Idle workers wait last-in first-out: the one
- * idle the shortest gets the next job, so surplus ones stay idle and exit
- * after idle_ms.
+ * never stalls the loop.  A job handed to an idle worker goes to one whose
+ * last job had the same affinity key, when one is idle (its warm
+ * connection can be reused), else to one of those idle the shortest
+ * (last-in first-out; see idle_pick_locked), so surplus workers stay idle
+ * and exit after idle_ms.
  */
 #ifndef FANOUTD_POOL_H
 #define FANOUTD_POOL_H
@@ -34,6 +36,12 @@ struct pool_job {
 	void (*run)(struct pool_job *job, void *worker_ctx);
 	/* On the loop thread, from pool_drain(). */
 	void (*done)(struct pool_job *job);
+	/*
+	 * Opaque to the pool, set by the submitter: jobs with the same
+	 * non-zero key are best run by the same worker (for fanoutd, the
+	 * target's scheme://host:port).  0: no preference.
+	 */
+	uint64_t affinity;
 	struct pool_group *group; /* set by pool_submit */
 	uint64_t queued_ns;       /* set by pool_submit */
 	uint64_t started_ns;      /* set by the worker */

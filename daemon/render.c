@@ -145,10 +145,9 @@ render_ms_text(char *p, double ms)
 }
 
 /*
- * ,"time_ms":{...}} as text, which also closes the result object.
- * Formatting reals through jansson (printf's %g) was the largest cost of
- * writing an answer; these are fixed-point microseconds.  buf must hold
- * RENDER_TIME_MAX bytes.
+ * ,"time_ms":{...} as text.  Formatting reals through jansson (printf's
+ * %g) was the largest cost of writing an answer; these are fixed-point
+ * microseconds.  buf must hold RENDER_TIME_MAX bytes.
  */
 #define RENDER_TIME_MAX 256
 
@@ -168,7 +167,6 @@ render_time_text(const struct fetch_timing *t, char *buf)
 		memcpy(p, names[i], n);
 		p = render_ms_text(p + n, v[i]);
 	}
-	*p++ = '}';
 	*p++ = '}';
 	return (size_t)(p - buf);
 }
@@ -489,7 +487,101 @@ render_out_error(struct render_out *out, const struct fetch_result *r)
 	render_out_string(out, fetch_error_code(r->error));
 	RENDER_OUT_LITERAL(out, ",\"message\":");
 	render_out_string(out, r->message != NULL ? r->message : "");
+	if (r->error == FETCH_E_TLS) {
+		/* every tls error has a reason; handshake when nothing else */
+		RENDER_OUT_LITERAL(out, ",\"reason\":");
+		render_out_string(out, r->tls.reason != TLS_REASON_NONE
+		                           ? tls_reason_name(r->tls.reason)
+		                           : "handshake");
+	}
 	RENDER_OUT_LITERAL(out, "}");
+}
+
+/* An RFC 3339 UTC time, quoted. */
+static void
+render_out_time(struct render_out *out, int64_t t)
+{
+	char text[TLS_TIME_TEXT];
+
+	tls_time_text(t, text);
+	render_out_quoted(out, text, strlen(text));
+}
+
+/* "" is unknown: null. */
+static void
+render_out_known(struct render_out *out, const char *s)
+{
+	render_out_string(out, s[0] != '\0' ? s : NULL);
+}
+
+static void
+render_out_cert(struct render_out *out, const struct tls_cert *c)
+{
+	const char *san = c->san;
+	size_t i;
+
+	RENDER_OUT_LITERAL(out, "{\"subject\":");
+	render_out_string(out, c->subject != NULL ? c->subject : "");
+	RENDER_OUT_LITERAL(out, ",\"issuer\":");
+	render_out_string(out, c->issuer != NULL ? c->issuer : "");
+	RENDER_OUT_LITERAL(out, ",\"serial\":");
+	render_out_string(out, c->serial);
+	RENDER_OUT_LITERAL(out, ",\"not_before\":");
+	render_out_time(out, c->not_before);
+	RENDER_OUT_LITERAL(out, ",\"not_after\":");
+	render_out_time(out, c->not_after);
+	RENDER_OUT_LITERAL(out, ",\"days_left\":");
+	render_out_int(out, c->days_left);
+	RENDER_OUT_LITERAL(out, ",\"san\":[");
+	for (i = 0; i < c->nsan && san != NULL; i++, san += strlen(san) + 1) {
+		if (i > 0)
+			RENDER_OUT_LITERAL(out, ",");
+		render_out_string(out, san);
+	}
+	RENDER_OUT_LITERAL(out, "]}");
+}
+
+/* "tls": null for plain http, else what the last hop's connection said. */
+static void
+render_out_tls(struct render_out *out, const struct tls_facts *f)
+{
+	if (!f->used) {
+		RENDER_OUT_LITERAL(out, "null");
+		return;
+	}
+	RENDER_OUT_LITERAL(out, "{\"version\":");
+	render_out_known(out, f->version);
+	RENDER_OUT_LITERAL(out, ",\"cipher\":");
+	render_out_known(out, f->cipher);
+	render_out_text(out, f->verified ? ",\"verified\":true,\"cert\":"
+	                                 : ",\"verified\":false,\"cert\":");
+	if (f->has_cert)
+		render_out_cert(out, &f->cert);
+	else
+		RENDER_OUT_LITERAL(out, "null");
+	RENDER_OUT_LITERAL(out, "}");
+}
+
+/* "1.0", "1.1", "2", "3"; null when no response arrived. */
+static void
+render_out_http_version(struct render_out *out, int version)
+{
+	switch (version) {
+	case 10:
+		RENDER_OUT_LITERAL(out, "\"1.0\"");
+		break;
+	case 11:
+		RENDER_OUT_LITERAL(out, "\"1.1\"");
+		break;
+	case 20:
+		RENDER_OUT_LITERAL(out, "\"2\"");
+		break;
+	case 30:
+		RENDER_OUT_LITERAL(out, "\"3\"");
+		break;
+	default:
+		RENDER_OUT_LITERAL(out, "null");
+	}
 }
 
 void
@@ -522,9 +614,13 @@ render_result_out(struct render_out *out, size_t index,
 	render_out_string(out, r->effective_url);
 	RENDER_OUT_LITERAL(out, ",\"remote_ip\":");
 	render_out_string(out, r->remote_ip[0] != '\0' ? r->remote_ip : NULL);
-	/* ,"time_ms":{...}} closes the object too. */
 	p = render_out_space(out, RENDER_TIME_MAX);
 	render_out_commit(out, p + render_time_text(&r->time, p));
+	RENDER_OUT_LITERAL(out, ",\"http_version\":");
+	render_out_http_version(out, r->http_version);
+	RENDER_OUT_LITERAL(out, ",\"tls\":");
+	render_out_tls(out, &r->tls);
+	RENDER_OUT_LITERAL(out, "}");
 }
 
 int
@@ -597,6 +693,12 @@ summary_add(struct summary *s, const struct fetch_result *r)
 		s->error_counts[FETCH_E_OTHER]++;
 	else if (r->error != FETCH_OK)
 		s->error_counts[r->error]++;
+	if (r->tls.used && r->tls.has_cert &&
+	    (!s->has_cert_expiry ||
+	        r->tls.cert.not_after < s->earliest_cert_expiry)) {
+		s->has_cert_expiry = true;
+		s->earliest_cert_expiry = r->tls.cert.not_after;
+	}
 }
 
 void
@@ -689,6 +791,11 @@ render_summary_out(struct render_out *out, const struct summary *s)
 	render_error_counts(out, s);
 	RENDER_OUT_LITERAL(out, ",\"elapsed_ms\":");
 	render_out_ms(out, s->elapsed_ms);
+	RENDER_OUT_LITERAL(out, ",\"earliest_cert_expiry\":");
+	if (s->has_cert_expiry)
+		render_out_time(out, s->earliest_cert_expiry);
+	else
+		RENDER_OUT_LITERAL(out, "null");
 	RENDER_OUT_LITERAL(out, "}");
 }
 

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -36,6 +37,8 @@ struct summary {
 	struct summary_status statuses[SUMMARY_STATUS_INLINE];
 	size_t *status_table; /* heap, SUMMARY_STATUS_MAX counts, or NULL */
 	double elapsed_ms;
+	bool has_cert_expiry;         /* some result had a certificate */
+	int64_t earliest_cert_expiry; /* the smallest not_after among them */
 };
 
 /* Make room for the statuses of n results; 0, or -1 out of memory. */

@@ -40,6 +40,7 @@ struct request_defaults {
 	int timeout_ms;
 	bool follow_redirects;
 	enum fetch_method method;
+	bool verify_tls;
 	json_t *headers;     /* validated object (borrowed), or NULL */
 	size_t header_bytes; /* the line bytes of headers */
 	size_t concurrency;  /* 0: the config's */
@@ -305,6 +306,15 @@ concurrency_check(json_t *value, size_t *concurrency)
 }
 
 static const char *
+verify_check(json_t *value, bool *verify_tls)
+{
+	if (!json_is_boolean(value))
+		return "\"verify_tls\" is not a boolean";
+	*verify_tls = json_is_true(value);
+	return NULL;
+}
+
+static const char *
 method_check(json_t *value, enum fetch_method *method)
 {
 	const char *s = json_string_value(value);
@@ -360,6 +370,8 @@ item_field(const struct config *cfg, struct fetch_spec *spec, const char *key,
 		return timeout_check(value, cfg->timeout_ms, &spec->timeout_ms);
 	if (key_is(key, keylen, "headers"))
 		return headers_check(value, header_bytes);
+	if (key_is(key, keylen, "verify_tls"))
+		return verify_check(value, &spec->verify_tls);
 	return "item has an unknown field";
 }
 
@@ -457,6 +469,7 @@ item_defaults(struct fetch_spec *spec, const struct request_defaults *d)
 	spec->timeout_ms = d->timeout_ms;
 	spec->follow_redirects = d->follow_redirects;
 	spec->method = d->method;
+	spec->verify_tls = d->verify_tls;
 }
 
 /* Validate one item into spec, which starts from the request's defaults. */
@@ -545,6 +558,8 @@ envelope_field(const struct config *cfg, const char *key, size_t keylen,
 		return method_check(value, &d->method);
 	if (key_is(key, keylen, "concurrency"))
 		return concurrency_check(value, &d->concurrency);
+	if (key_is(key, keylen, "verify_tls"))
+		return verify_check(value, &d->verify_tls);
 	if (key_is(key, keylen, "headers")) {
 		d->headers = value;
 		return headers_check(value, &d->header_bytes);
@@ -607,8 +622,8 @@ static struct request_spec *
 request_parse_json(const struct config *cfg, const char *body, size_t len,
     struct request_error *err)
 {
-	struct request_defaults d = {
-	    cfg->timeout_ms, cfg->follow_redirects, FETCH_GET, NULL, 0, 0};
+	struct request_defaults d = {cfg->timeout_ms, cfg->follow_redirects,
+	    FETCH_GET, cfg->verify_tls, NULL, 0, 0};
 	struct request_spec *spec = NULL;
 	json_t *root, *urls = NULL;
 	json_error_t jerr;
@@ -685,8 +700,8 @@ static struct request_spec *
 request_parse_lines(const struct config *cfg, const char *body, size_t len,
     struct request_error *err)
 {
-	struct request_defaults d = {
-	    cfg->timeout_ms, cfg->follow_redirects, FETCH_GET, NULL, 0, 0};
+	struct request_defaults d = {cfg->timeout_ms, cfg->follow_redirects,
+	    FETCH_GET, cfg->verify_tls, NULL, 0, 0};
 	struct request_spec *spec;
 	size_t pos = 0, count = 0, linelen, i = 0;
 	const char *line;

@@ -9,8 +9,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 # for make check, but build/ is shared with scripts/test, whose configure
 # must find it.
 PACKAGES=(gcc make autoconf automake pkg-config libevent-dev
-	libcurl4-openssl-dev libconfig-dev libjansson-dev libpcre2-dev check
-	libsystemd-dev ca-certificates)
+	libcurl4-openssl-dev libssl-dev libconfig-dev libjansson-dev libpcre2-dev
+	check libsystemd-dev ca-certificates)
 # What the test suite drives: the client (curl, jq), the integration
 # suite (python3), systemd's tools, strace, nginx, promtool, the style
 # gate (clang-format), and the boot test's debootstrap and systemd-nspawn

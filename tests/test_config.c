@@ -85,7 +85,7 @@ check_defaults(const struct config *cfg)
 	ck_assert_int_eq(cfg->listen_port, 8080);
 	ck_assert_int_eq(cfg->threads, 256);
 	ck_assert_int_eq(cfg->queue_limit, 10000);
-	ck_assert_int_eq(cfg->idle_ms, 10000);
+	ck_assert_int_eq(cfg->idle_ms, 120000);
 	ck_assert_int_eq(cfg->max_urls, 1000);
 	ck_assert_int_eq(cfg->max_request_bytes, 1048576);
 	ck_assert_int_eq(cfg->max_response_bytes, 1048576);
@@ -98,6 +98,12 @@ check_defaults(const struct config *cfg)
 	ck_assert_int_eq(cfg->max_redirects, 5);
 	ck_assert_str_eq(cfg->user_agent, "fanoutd/" PACKAGE_VERSION);
 	ck_assert(cfg->verify_tls);
+	ck_assert_str_eq(cfg->ca_file, "");
+	ck_assert_str_eq(cfg->ca_path, "");
+	ck_assert_str_eq(cfg->client_cert, "");
+	ck_assert_str_eq(cfg->client_key, "");
+	/* nothing named: the default bundle waits for config_load_trust() */
+	ck_assert_ptr_null(cfg->trust);
 	ck_assert_str_eq(cfg->auth_token, "");
 	ck_assert_str_eq(cfg->auth_token_file, "");
 	ck_assert_int_eq(cfg->log_level, LOG_LVL_INFO);
@@ -328,6 +334,32 @@ static const struct {
         ":1: fetch.timeout_ms: expected an integer, got a float"},
     {"workers = { idle_ms = 1e3; };",
         ":1: workers.idle_ms: expected an integer, got a float"},
+    {"tls = { verify = \"yes\"; };",
+        ":1: tls.verify: expected a boolean, got a string"},
+    {"tls = { ca_file = 1; };",
+        ":1: tls.ca_file: expected a string, got an integer"},
+    {"tls = { ca_path = [ \"/etc\" ]; };",
+        ":1: tls.ca_path: expected a string, got an array"},
+    {"tls = {\n ca_file = \"a\\nb\"; };",
+        ":2: tls.ca_file: must not contain control characters"},
+    {"tls = { client_cert = true; };",
+        ":1: tls.client_cert: expected a string, got a boolean"},
+    /* tls files: named at the key's line */
+    {"\ntls = { client_key = \"/k.pem\"; };",
+        ":2: tls.client_key: is set without tls.client_cert"},
+    {"tls = {\n  ca_file = \"/nonexistent/ca.pem\"; };",
+        ":2: tls.ca_file: /nonexistent/ca.pem: No such file or directory"},
+    {"tls = { ca_path = \"/nonexistent\"; };",
+        ":1: tls.ca_path: /nonexistent: No such file or directory"},
+    {"tls = { ca_file = \"/dev/null\"; };",
+        ":1: tls.ca_file: /dev/null: not a regular file"},
+    {"tls = { client_cert = \"/nonexistent/c.pem\"; };",
+        ":1: tls.client_cert: /nonexistent/c.pem: No such file or "
+        "directory"},
+    /* fetch.verify_tls is an alias: it may not contradict tls.verify */
+    {"fetch = { verify_tls = false; };\ntls = { verify = true; };",
+        ":1: fetch.verify_tls: is the old name of tls.verify, which is set "
+        "otherwise (line 2)"},
     {"limits = { max_urls = \"10\"; };",
         ":1: limits.max_urls: expected an integer, got a string"},
     {"limits = { max_request_bytes = 1.5; };",
@@ -680,6 +712,76 @@ START_TEST(token_and_token_file_both_set)
 }
 END_TEST
 
+/* fetch.verify_tls alone still works; agreeing with tls.verify too. */
+START_TEST(verify_tls_alias)
+{
+	static const struct {
+		const char *text;
+		bool verify;
+	} cases[] = {
+	    {"fetch = { verify_tls = false; };", false},
+	    {"fetch = { verify_tls = true; };", true},
+	    {"tls = { verify = false; };", false},
+	    {"fetch = { verify_tls = false; }; tls = { verify = false; };",
+	        false},
+	    {"fetch = { verify_tls = true; }; tls = { verify = true; };", true},
+	};
+	struct config *cfg;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cfg = load_ok(cases[i].text);
+		ck_assert_msg(
+		    cfg->verify_tls == cases[i].verify, "%s", cases[i].text);
+		config_unref(cfg);
+	}
+}
+END_TEST
+
+/* An empty CA file, one that is not PEM, at their lines, together. */
+START_TEST(tls_file_errors_name_file_and_line)
+{
+	char empty[512], text[512], conf[2048], cpath[512], err[4096];
+	char want[1200];
+
+	write_file("empty.pem", "", empty, sizeof(empty));
+	write_file("text.pem", "not a certificate\n", text, sizeof(text));
+	snprintf(
+	    conf, sizeof(conf), "tls = {\n  ca_file = \"%s\";\n};\n", empty);
+	ck_assert_ptr_null(
+	    load_text(conf, cpath, sizeof(cpath), err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s:2: tls.ca_file: %s: is empty", cpath,
+	    empty);
+	ck_assert_str_eq(err, want);
+	snprintf(conf, sizeof(conf),
+	    "tls = { ca_file = \"%s\";\n  client_cert = \"%s\"; };\n", text,
+	    text);
+	ck_assert_ptr_null(
+	    load_text(conf, cpath, sizeof(cpath), err, sizeof(err)));
+	snprintf(want, sizeof(want),
+	    "%s:1: tls.ca_file: %s: holds no PEM certificate", cpath, text);
+	ck_assert_str_eq(err, want);
+}
+END_TEST
+
+/* With no file named, the hook reads libcurl's default bundle. */
+START_TEST(load_trust_reads_the_default_bundle)
+{
+	struct config *cfg = load_ok("tls = { verify = false; };");
+	char err[1024] = "";
+	int rc = config_load_trust(cfg, err, sizeof(err));
+
+	ck_assert_ptr_null(strchr(err, '\n'));
+	if (rc == 0)
+		ck_assert_ptr_nonnull(cfg->trust);
+	else /* a machine without any bundle: the error says which */
+		ck_assert_ptr_nonnull(strstr(err, "tls: "));
+	/* a second call keeps what is there */
+	ck_assert_int_eq(config_load_trust(cfg, err, sizeof(err)), rc);
+	config_unref(cfg);
+}
+END_TEST
+
 START_TEST(refcount)
 {
 	struct config *cfg = config_default();
@@ -804,6 +906,9 @@ config_suite(void)
 	tcase_add_test(token, token_file_errors);
 	tcase_add_test(token, token_file_too_large);
 	tcase_add_test(token, token_and_token_file_both_set);
+	tcase_add_test(token, verify_tls_alias);
+	tcase_add_test(token, tls_file_errors_name_file_and_line);
+	tcase_add_test(token, load_trust_reads_the_default_bundle);
 	suite_add_tcase(s, token);
 
 	tcase_add_test(refs, refcount);

@@ -14,7 +14,7 @@ START_TEST(phases_are_differences_of_marks)
 {
 	/* dns 1 ms, connect 2 ms, tls 3 ms, request sent at 6.5 ms,
 	 * first byte at 10.5 ms, last at 12 ms. */
-	struct fetch_marks m = {1000, 3000, 6000, 6500, 10500, 12000};
+	struct fetch_marks m = {1000, 3000, 6000, 6500, 10500, 12000, 0, false};
 	struct fetch_timing t = {0};
 
 	fetch_timing_add(&t, &m);
@@ -29,7 +29,7 @@ END_TEST
 
 START_TEST(plain_http_has_no_tls_phase)
 {
-	struct fetch_marks m = {100, 300, 0, 310, 2310, 2400};
+	struct fetch_marks m = {100, 300, 0, 310, 2310, 2400, 0, false};
 	struct fetch_timing t = {0};
 
 	fetch_timing_add(&t, &m);
@@ -42,9 +42,9 @@ END_TEST
 
 START_TEST(reused_connection_and_missing_marks_clamp_at_zero)
 {
-	/* Reused connection: no lookup, no connect; and a failed transfer
-	 * that never saw a first byte. */
-	struct fetch_marks m = {0, 0, 0, 50, 0, 900};
+	/* No lookup, no connect; and a failed transfer that never saw a
+	 * first byte. */
+	struct fetch_marks m = {0, 0, 0, 50, 0, 900, 0, false};
 	struct fetch_timing t = {0};
 
 	fetch_timing_add(&t, &m);
@@ -58,7 +58,7 @@ END_TEST
 
 START_TEST(out_of_order_marks_never_go_negative)
 {
-	struct fetch_marks m = {5000, 4000, 3000, 2000, 1000, 500};
+	struct fetch_marks m = {5000, 4000, 3000, 2000, 1000, 500, 0, false};
 	struct fetch_timing t = {0};
 
 	fetch_timing_add(&t, &m);
@@ -70,8 +70,8 @@ END_TEST
 
 START_TEST(hops_add_up)
 {
-	struct fetch_marks hop1 = {1000, 2000, 0, 2100, 3100, 3200};
-	struct fetch_marks hop2 = {0, 0, 0, 100, 1100, 1300};
+	struct fetch_marks hop1 = {1000, 2000, 0, 2100, 3100, 3200, 0, false};
+	struct fetch_marks hop2 = {0, 0, 0, 100, 1100, 1300, 0, false};
 	struct fetch_timing t = {0};
 
 	fetch_timing_add(&t, &hop1);
@@ -79,6 +79,103 @@ START_TEST(hops_add_up)
 	ck_assert_double_eq_tol(t.total, 4.5, EPS);
 	ck_assert_double_eq_tol(t.ttfb, 2.0, EPS);
 	ck_assert_double_eq_tol(t.dns, 1.0, EPS);
+}
+END_TEST
+
+/*
+ * Issue 10, item 5: curl marks no connect and no handshake when the
+ * handshake fails; the TCP connect ends, and the tls phase begins, when
+ * fanoutd saw the handshake begin (tls_start), and the rest is tls.
+ */
+START_TEST(a_failed_handshake_has_connect_and_tls_phases)
+{
+	struct fetch_marks m = {200, 0, 0, 0, 0, 9200, 1200, false};
+	struct fetch_timing t = {0};
+
+	fetch_timing_add(&t, &m);
+	ck_assert_double_eq_tol(t.dns, 0.2, EPS);
+	ck_assert_double_eq_tol(t.connect, 1.0, EPS);
+	ck_assert_double_eq_tol(t.tls, 8.0, EPS);
+	ck_assert_double_eq_tol(t.ttfb, 0.0, EPS);
+	ck_assert_double_eq_tol(t.total, 9.2, EPS);
+}
+END_TEST
+
+/* A completed handshake keeps curl's own marks. */
+START_TEST(a_completed_handshake_uses_curls_marks)
+{
+	struct fetch_marks m = {
+	    200, 1200, 9200, 9300, 10300, 10400, 1250, false};
+	struct fetch_timing t = {0};
+
+	fetch_timing_add(&t, &m);
+	ck_assert_double_eq_tol(t.connect, 1.0, EPS);
+	ck_assert_double_eq_tol(t.tls, 8.0, EPS);
+}
+END_TEST
+
+/*
+ * The README's promise: a reused connection has no dns (curl still marks
+ * a lookup for it), no connect and no tls phase, exactly 0.
+ */
+START_TEST(a_reused_connection_has_no_dns_connect_or_tls)
+{
+	struct fetch_marks m = {15, 30, 31, 40, 540, 600, 0, true};
+	struct fetch_timing t = {0};
+
+	fetch_timing_add(&t, &m);
+	ck_assert(t.dns == 0.0 && t.connect == 0.0 && t.tls == 0.0);
+	ck_assert_double_eq_tol(t.ttfb, 0.5, EPS);
+	ck_assert_double_eq_tol(t.transfer, 0.06, EPS);
+	ck_assert_double_eq_tol(t.total, 0.6, EPS);
+}
+END_TEST
+
+static uint64_t
+key_of(const char *url, bool verify)
+{
+	struct fetch_spec spec = {0};
+
+	spec.url = (char *)url;
+	spec.verify_tls = verify;
+	return fetch_affinity(&spec);
+}
+
+/* The pool's affinity key: scheme, host and port, read lexically. */
+START_TEST(affinity_keys_name_the_origin)
+{
+	uint64_t a = key_of("https://api.example:8443/x?y#z", true);
+	struct fetch_spec bad = {
+	    .url = "https://a.example/", .error = FETCH_E_OTHER};
+
+	ck_assert_uint_ne(a, 0);
+	ck_assert_uint_eq(a, key_of("HTTPS://API.Example:8443/other", true));
+	ck_assert_uint_eq(a, key_of("https://api.example:8443", true));
+	ck_assert_uint_ne(a, key_of("https://api.example:8444/x", true));
+	ck_assert_uint_ne(a, key_of("http://api.example:8443/x", true));
+	ck_assert_uint_ne(a, key_of("https://api.example:8443/x", false));
+	ck_assert_uint_ne(a, key_of("https://api2.example:8443/x", true));
+	/* the default port, written or not */
+	ck_assert_uint_eq(key_of("https://a.example/", true),
+	    key_of("https://a.example:443/", true));
+	ck_assert_uint_eq(key_of("http://a.example?q", true),
+	    key_of("http://a.example:80/", true));
+	ck_assert_uint_ne(key_of("http://a.example/", true),
+	    key_of("https://a.example/", true));
+	/* IPv6 literals: the colons inside the brackets are no port */
+	ck_assert_uint_eq(key_of("https://[::1]/", true),
+	    key_of("https://[::1]:443/a", true));
+	ck_assert_uint_ne(key_of("https://[::1]:8443/", true),
+	    key_of("https://[::1]/", true));
+	/* no origin to read: no preference */
+	ck_assert_uint_eq(key_of("not a url", true), 0);
+	ck_assert_uint_eq(key_of("https://", true), 0);
+	ck_assert_uint_eq(key_of("https://u@h/", true), 0);
+	ck_assert_uint_eq(key_of("https://[::1/", true), 0);
+	ck_assert_uint_eq(fetch_affinity(&bad), 0);
+	bad.url = NULL;
+	bad.error = FETCH_OK;
+	ck_assert_uint_eq(fetch_affinity(&bad), 0);
 }
 END_TEST
 
@@ -98,6 +195,7 @@ START_TEST(curl_codes_map_to_api_codes)
 	    {CURLE_OPERATION_TIMEDOUT, "timeout"},
 	    {CURLE_SSL_CONNECT_ERROR, "tls"},
 	    {CURLE_PEER_FAILED_VERIFICATION, "tls"},
+	    {CURLE_SSL_CLIENTCERT, "tls"},
 	    {CURLE_FILESIZE_EXCEEDED, "too_large"},
 	    {CURLE_TOO_MANY_REDIRECTS, "redirect_limit"},
 	    {CURLE_ABORTED_BY_CALLBACK, "canceled"},
@@ -162,6 +260,10 @@ main(void)
 	tcase_add_test(tc, reused_connection_and_missing_marks_clamp_at_zero);
 	tcase_add_test(tc, out_of_order_marks_never_go_negative);
 	tcase_add_test(tc, hops_add_up);
+	tcase_add_test(tc, a_failed_handshake_has_connect_and_tls_phases);
+	tcase_add_test(tc, a_completed_handshake_uses_curls_marks);
+	tcase_add_test(tc, a_reused_connection_has_no_dns_connect_or_tls);
+	tcase_add_test(tc, affinity_keys_name_the_origin);
 	tcase_add_test(tc, curl_codes_map_to_api_codes);
 	tcase_add_test(tc, every_error_has_a_distinct_code);
 	tcase_add_test(tc, ok_means_completed_with_2xx_or_3xx);

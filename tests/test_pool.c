@@ -420,6 +420,137 @@ START_TEST(idle_workers_are_reused_last_in_first_out)
 }
 END_TEST
 
+/*
+ * Issue 10, item 3: a job goes to the idle worker whose last job had the
+ * same affinity key (its connection is warm), whichever idled last; a job
+ * with a key no idle worker holds, or none, goes to the latest idle one.
+ */
+START_TEST(a_job_goes_to_the_worker_whose_last_key_matches)
+{
+	struct pool *pool = make_pool(4, 100, 0);
+	struct test_job first[4] = {0}, one[12] = {0};
+	void *by_key[4];
+	size_t i, j;
+
+	chain(first, 4, 50);
+	for (i = 0; i < 4; i++)
+		first[i].job.affinity = 100 + i;
+	ck_assert_int_eq(pool_submit(pool, group(4), &first[0].job, 4), 0);
+	ck_assert_uint_eq(drain_until(pool, 4), 4);
+	for (i = 0; i < 4; i++) {
+		by_key[i] = first[i].ctx;
+		for (j = 0; j < i; j++)
+			ck_assert_ptr_ne(by_key[i], by_key[j]);
+	}
+	/* keys in an order unlike the idle order, one fan-out at a time */
+	for (i = 0; i < 8; i++) {
+		size_t k = (i * 3 + 1) % 4;
+
+		chain(&one[i], 1, 0);
+		one[i].job.affinity = 100 + k;
+		ck_assert_int_eq(
+		    pool_submit(pool, group(0), &one[i].job, 1), 0);
+		ck_assert_uint_eq(drain_until(pool, 1), 1);
+		ck_assert_ptr_eq(one[i].ctx, by_key[k]);
+	}
+	/* a key no one holds, then none: the latest idle, LIFO */
+	chain(&one[8], 1, 0);
+	one[8].job.affinity = 999;
+	ck_assert_int_eq(pool_submit(pool, group(0), &one[8].job, 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 1), 1);
+	ck_assert_ptr_eq(one[8].ctx, one[7].ctx);
+	chain(&one[9], 1, 0);
+	ck_assert_int_eq(pool_submit(pool, group(0), &one[9].job, 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 1), 1);
+	ck_assert_ptr_eq(one[9].ctx, one[8].ctx);
+	/* that worker's key is now 999; a job without a key left it so */
+	chain(&one[10], 1, 0);
+	one[10].job.affinity = 100 + 2;
+	ck_assert_int_eq(pool_submit(pool, group(0), &one[10].job, 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 1), 1);
+	ck_assert_ptr_eq(one[10].ctx, by_key[2]);
+	chain(&one[11], 1, 0);
+	one[11].job.affinity = 999;
+	ck_assert_int_eq(pool_submit(pool, group(0), &one[11].job, 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 1), 1);
+	ck_assert_ptr_eq(one[11].ctx, one[9].ctx);
+	pool_free(pool);
+}
+END_TEST
+
+/*
+ * Many workers on few keys, and keys that share a bucket: each batch of
+ * jobs finds a worker of its own key while one is idle.
+ */
+START_TEST(keys_sharing_a_bucket_still_match_exactly)
+{
+	enum { N = 6 };
+	struct pool *pool = make_pool(N, 100, 0);
+	struct test_job first[N] = {0}, again[N] = {0};
+	size_t i;
+
+	chain(first, N, 50);
+	for (i = 0; i < N; i++) /* 512 buckets: all six in bucket 7 */
+		first[i].job.affinity = 7 + 512 * (uint64_t)(i + 1);
+	ck_assert_int_eq(pool_submit(pool, group(N), &first[0].job, N), 0);
+	ck_assert_uint_eq(drain_until(pool, N), N);
+	for (i = 0; i < N; i++) {
+		size_t k = N - 1 - i;
+
+		chain(&again[i], 1, 0);
+		again[i].job.affinity = first[k].job.affinity;
+		ck_assert_int_eq(
+		    pool_submit(pool, group(0), &again[i].job, 1), 0);
+		ck_assert_uint_eq(drain_until(pool, 1), 1);
+		ck_assert_ptr_eq(again[i].ctx, first[k].ctx);
+	}
+	pool_free(pool);
+}
+END_TEST
+
+/*
+ * A miss does not take the only worker warm for another host when a
+ * spare one (a key another idle worker shares) idled almost as late:
+ * two hosts fetched in turn keep a worker each.
+ */
+START_TEST(a_miss_spares_the_only_worker_of_a_key)
+{
+	struct pool *pool = make_pool(3, 100, 0);
+	struct test_job first[3] = {0}, one[8] = {0};
+	void *only_b;
+	size_t i;
+
+	chain(first, 3, 50);
+	first[0].job.affinity = 10; /* A */
+	first[1].job.affinity = 10; /* A */
+	first[2].job.affinity = 20; /* B */
+	ck_assert_int_eq(pool_submit(pool, group(3), &first[0].job, 3), 0);
+	ck_assert_uint_eq(drain_until(pool, 3), 3);
+	/* B's worker idles last: B again goes to it, and so it is the top */
+	chain(&one[0], 1, 0);
+	one[0].job.affinity = 20;
+	ck_assert_int_eq(pool_submit(pool, group(0), &one[0].job, 1), 0);
+	ck_assert_uint_eq(drain_until(pool, 1), 1);
+	only_b = one[0].ctx;
+	/* C and B in turn: C takes a spare A worker, never B's */
+	for (i = 1; i < 7; i++) {
+		chain(&one[i], 1, 0);
+		one[i].job.affinity = i % 2 ? 30 : 20;
+		ck_assert_int_eq(
+		    pool_submit(pool, group(0), &one[i].job, 1), 0);
+		ck_assert_uint_eq(drain_until(pool, 1), 1);
+		if (i % 2)
+			ck_assert_ptr_ne(one[i].ctx, only_b);
+		else
+			ck_assert_ptr_eq(one[i].ctx, only_b);
+	}
+	/* C is warm on its own worker now */
+	ck_assert_ptr_eq(one[3].ctx, one[1].ctx);
+	ck_assert_ptr_eq(one[5].ctx, one[1].ctx);
+	pool_free(pool);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -441,6 +572,9 @@ main(void)
 	tcase_add_test(tc, a_small_group_is_served_in_turn);
 	tcase_add_test(tc, shrinking_never_strands_queued_jobs);
 	tcase_add_test(tc, idle_workers_are_reused_last_in_first_out);
+	tcase_add_test(tc, a_job_goes_to_the_worker_whose_last_key_matches);
+	tcase_add_test(tc, keys_sharing_a_bucket_still_match_exactly);
+	tcase_add_test(tc, a_miss_spares_the_only_worker_of_a_key);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -93,6 +93,7 @@ result_ok(void)
 	    .effective_url = "http://a.example/b",
 	    .remote_ip = "127.0.0.1",
 	    .time = {0.0104, 0.2, 0.1, 0, 3.2, 0.0996, 3.6124},
+	    .http_version = 11,
 	};
 
 	return r;
@@ -110,8 +111,96 @@ START_TEST(success_has_every_field_in_order)
 	    "\"redirects\":1,\"effective_url\":\"http://a.example/b\","
 	    "\"remote_ip\":\"127.0.0.1\",\"time_ms\":{\"queue\":0.01,"
 	    "\"dns\":0.2,\"connect\":0.1,\"tls\":0.0,\"ttfb\":3.2,"
-	    "\"transfer\":0.1,\"total\":3.612}}");
+	    "\"transfer\":0.1,\"total\":3.612},\"http_version\":\"1.1\","
+	    "\"tls\":null}");
 	json_decref(spec.id);
+}
+END_TEST
+
+/* Issue 10: the certificate of a refused connection, and why. */
+START_TEST(a_tls_failure_has_its_reason_and_certificate)
+{
+	static char san[] = "c.example\0"
+	                    "10.0.0.1\0"
+	                    "::1";
+	struct fetch_spec spec = {.url = "https://c.example/"};
+	struct fetch_result r = {
+	    .error = FETCH_E_TLS,
+	    .message = "SSL certificate problem: certificate has expired",
+	    .time = {.connect = 0.5, .tls = 2.25, .total = 2.75},
+	    .tls = {.used = true,
+	        .has_cert = true,
+	        .reason = TLS_REASON_EXPIRED,
+	        .cert = {.subject = "CN=c.example,O=Ex \"1\"",
+	            .issuer = "CN=CA",
+	            .san = san,
+	            .nsan = 3,
+	            .serial = "2002",
+	            .not_before = 1600000000,
+	            .not_after = 1700000000,
+	            .days_left = -3}},
+	};
+
+	assert_result(1, &spec, &r,
+	    "{\"index\":1,\"url\":\"https://c.example/\",\"status\":null,"
+	    "\"ok\":false,\"error\":{\"code\":\"tls\",\"message\":"
+	    "\"SSL certificate problem: certificate has expired\","
+	    "\"reason\":\"expired\"},\"bytes\":0,\"redirects\":0,"
+	    "\"effective_url\":null,\"remote_ip\":null,\"time_ms\":{"
+	    "\"queue\":0.0,\"dns\":0.0,\"connect\":0.5,\"tls\":2.25,"
+	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":2.75},"
+	    "\"http_version\":null,\"tls\":{\"version\":null,"
+	    "\"cipher\":null,\"verified\":false,\"cert\":{"
+	    "\"subject\":\"CN=c.example,O=Ex \\\"1\\\"\",\"issuer\":\"CN=CA\","
+	    "\"serial\":\"2002\",\"not_before\":\"2020-09-13T12:26:40Z\","
+	    "\"not_after\":\"2023-11-14T22:13:20Z\",\"days_left\":-3,"
+	    "\"san\":[\"c.example\",\"10.0.0.1\",\"::1\"]}}}");
+	/* a tls error with no reason known says handshake */
+	r.tls.reason = TLS_REASON_NONE;
+	r.tls.has_cert = false;
+	r.tls.used = false;
+	assert_result(1, &spec, &r,
+	    "{\"index\":1,\"url\":\"https://c.example/\",\"status\":null,"
+	    "\"ok\":false,\"error\":{\"code\":\"tls\",\"message\":"
+	    "\"SSL certificate problem: certificate has expired\","
+	    "\"reason\":\"handshake\"},\"bytes\":0,\"redirects\":0,"
+	    "\"effective_url\":null,\"remote_ip\":null,\"time_ms\":{"
+	    "\"queue\":0.0,\"dns\":0.0,\"connect\":0.5,\"tls\":2.25,"
+	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":2.75},"
+	    "\"http_version\":null,\"tls\":null}");
+}
+END_TEST
+
+/* A verified HTTP/2 connection; no certificate seen shows as null. */
+START_TEST(a_tls_success_has_version_cipher_and_verified)
+{
+	struct fetch_spec spec = {.url = "https://d.example/"};
+	struct fetch_result r = {
+	    .status = 204,
+	    .http_version = 20,
+	    .tls = {.used = true,
+	        .verified = true,
+	        .version = "TLSv1.3",
+	        .cipher = "TLS_AES_128_GCM_SHA256"},
+	};
+	json_t *o = result_json(0, &spec, &r), *tls;
+
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(o, "http_version")), "2");
+	tls = json_object_get(o, "tls");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(tls, "version")), "TLSv1.3");
+	ck_assert_str_eq(json_string_value(json_object_get(tls, "cipher")),
+	    "TLS_AES_128_GCM_SHA256");
+	ck_assert(json_is_true(json_object_get(tls, "verified")));
+	ck_assert(json_is_null(json_object_get(tls, "cert")));
+	ck_assert(json_is_null(json_object_get(o, "error")));
+	json_decref(o);
+	r.http_version = 10;
+	o = result_json(0, &spec, &r);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(o, "http_version")), "1.0");
+	json_decref(o);
 }
 END_TEST
 
@@ -130,7 +219,8 @@ START_TEST(failure_has_nulls_and_an_error_object)
 	    "\"Operation timed out after 1000 milliseconds\"},\"bytes\":0,"
 	    "\"redirects\":0,\"effective_url\":null,\"remote_ip\":null,"
 	    "\"time_ms\":{\"queue\":0.5,\"dns\":0.0,\"connect\":0.0,"
-	    "\"tls\":0.0,\"ttfb\":0.0,\"transfer\":0.0,\"total\":1000.25}}");
+	    "\"tls\":0.0,\"ttfb\":0.0,\"transfer\":0.0,\"total\":1000.25},"
+	    "\"http_version\":null,\"tls\":null}");
 }
 END_TEST
 
@@ -146,7 +236,8 @@ START_TEST(invalid_item_has_null_url_and_empty_message)
 	    "\"invalid_url\",\"message\":\"\"},\"bytes\":0,\"redirects\":0,"
 	    "\"effective_url\":null,\"remote_ip\":null,\"time_ms\":{"
 	    "\"queue\":0.0,\"dns\":0.0,\"connect\":0.0,\"tls\":0.0,"
-	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":0.0}}");
+	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":0.0},"
+	    "\"http_version\":null,\"tls\":null}");
 	json_decref(spec.id);
 }
 END_TEST
@@ -424,7 +515,8 @@ START_TEST(elapsed_ms_is_rounded_like_times)
 
 		snprintf(want, sizeof(want),
 		    "{\"total\":0,\"ok\":0,\"failed\":0,\"status_counts\":{},"
-		    "\"error_counts\":{},\"elapsed_ms\":%s}",
+		    "\"error_counts\":{},\"elapsed_ms\":%s,"
+		    "\"earliest_cert_expiry\":null}",
 		    cases[i].text);
 		assert_summary(&s, want);
 	}
@@ -649,7 +741,33 @@ START_TEST(summary_counts_statuses_and_errors)
 	assert_summary(&s,
 	    "{\"total\":9,\"ok\":3,\"failed\":6,\"status_counts\":{"
 	    "\"200\":3,\"302\":1,\"404\":1,\"500\":1},\"error_counts\":{"
-	    "\"dns\":1,\"timeout\":2,\"too_large\":1},\"elapsed_ms\":3.9}");
+	    "\"dns\":1,\"timeout\":2,\"too_large\":1},\"elapsed_ms\":3.9,"
+	    "\"earliest_cert_expiry\":null}");
+}
+END_TEST
+
+/* The smallest not_after among the results that had a certificate. */
+START_TEST(summary_has_the_earliest_certificate_expiry)
+{
+	struct fetch_result r = {.status = 200};
+	struct summary s = {0};
+	static const int64_t after[] = {2000000000, 1700000000, 1800000000};
+	size_t i;
+
+	summary_add(&s, &r); /* plain http: no certificate */
+	r.tls.used = true;   /* TLS, but no certificate seen */
+	summary_add(&s, &r);
+	ck_assert(!s.has_cert_expiry);
+	r.tls.has_cert = true;
+	for (i = 0; i < 3; i++) {
+		r.tls.cert.not_after = after[i];
+		summary_add(&s, &r);
+	}
+	assert_summary(&s,
+	    "{\"total\":5,\"ok\":5,\"failed\":0,\"status_counts\":{"
+	    "\"200\":5},\"error_counts\":{},\"elapsed_ms\":0.0,"
+	    "\"earliest_cert_expiry\":\"2023-11-14T22:13:20Z\"}");
+	summary_reset(&s);
 }
 END_TEST
 
@@ -659,7 +777,8 @@ START_TEST(empty_summary_has_empty_counts)
 
 	assert_summary(&s,
 	    "{\"total\":0,\"ok\":0,\"failed\":0,\"status_counts\":{},"
-	    "\"error_counts\":{},\"elapsed_ms\":0.0}");
+	    "\"error_counts\":{},\"elapsed_ms\":0.0,"
+	    "\"earliest_cert_expiry\":null}");
 }
 END_TEST
 
@@ -683,7 +802,7 @@ START_TEST(summary_counts_statuses_up_to_999)
 		assert_summary(&s,
 		    "{\"total\":6,\"ok\":0,\"failed\":6,\"status_counts\":{"
 		    "\"100\":1,\"600\":1,\"999\":2},\"error_counts\":{},"
-		    "\"elapsed_ms\":0.0}");
+		    "\"elapsed_ms\":0.0,\"earliest_cert_expiry\":null}");
 		summary_reset(&s);
 	}
 }
@@ -696,7 +815,8 @@ START_TEST(summary_counts_many_statuses)
 	    "{\"total\":12,\"ok\":12,\"failed\":0,\"status_counts\":{"
 	    "\"200\":2,\"201\":1,\"202\":1,\"203\":1,\"204\":1,\"205\":1,"
 	    "\"206\":1,\"207\":1,\"208\":1,\"209\":1,\"210\":1},"
-	    "\"error_counts\":{},\"elapsed_ms\":0.0}";
+	    "\"error_counts\":{},\"elapsed_ms\":0.0,"
+	    "\"earliest_cert_expiry\":null}";
 	struct summary s = {0};
 	int reserve, i;
 
@@ -758,6 +878,8 @@ render_suite(void)
 
 	tcase_add_test(tc, success_has_every_field_in_order);
 	tcase_add_test(tc, failure_has_nulls_and_an_error_object);
+	tcase_add_test(tc, a_tls_failure_has_its_reason_and_certificate);
+	tcase_add_test(tc, a_tls_success_has_version_cipher_and_verified);
 	tcase_add_test(tc, invalid_item_has_null_url_and_empty_message);
 	tcase_add_test(tc, ids_from_the_request_are_echoed);
 	tcase_add_test(tc, real_ids_read_back_as_the_same_double);
@@ -772,6 +894,7 @@ render_suite(void)
 	tcase_add_test(tc, outside_text_with_bad_utf8_stays_valid_json);
 	tcase_add_test(tc, any_strings_and_numbers_round_trip_through_jansson);
 	tcase_add_test(tc, summary_counts_statuses_and_errors);
+	tcase_add_test(tc, summary_has_the_earliest_certificate_expiry);
 	tcase_add_test(tc, empty_summary_has_empty_counts);
 	tcase_add_test(tc, elapsed_ms_is_rounded_like_times);
 	tcase_add_test(tc, summary_counts_statuses_up_to_999);

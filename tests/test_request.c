@@ -303,6 +303,40 @@ START_TEST(request_fields_override_config)
 }
 END_TEST
 
+/* Issue 10: verify_tls from the config, the request, then the item. */
+START_TEST(verify_tls_comes_from_config_request_and_item)
+{
+	struct request_spec *spec;
+
+	spec = parse("application/json", "[\"https://a.example/\"]");
+	ck_assert(spec->items[0].verify_tls);
+	request_spec_free(spec);
+	spec = parse("application/json",
+	    "{\"urls\": [\"https://a.example/\", {\"url\": "
+	    "\"https://b.example/\", \"verify_tls\": true}],"
+	    " \"verify_tls\": false}");
+	ck_assert(!spec->items[0].verify_tls);
+	ck_assert(spec->items[1].verify_tls);
+	ck_assert_int_eq(spec->items[1].error, FETCH_OK);
+	request_spec_free(spec);
+	cfg->verify_tls = false;
+	spec = parse("application/json",
+	    "[\"https://a.example/\", {\"url\": \"https://b.example/\", "
+	    "\"verify_tls\": true}]");
+	ck_assert(!spec->items[0].verify_tls);
+	ck_assert(spec->items[1].verify_tls);
+	request_spec_free(spec);
+	spec = parse("text/plain", "https://a.example/\n");
+	ck_assert(!spec->items[0].verify_tls);
+	request_spec_free(spec);
+	spec = parse("application/json",
+	    "[{\"url\": \"https://a.example/\", \"verify_tls\": 1}]");
+	ck_assert_str_eq(
+	    spec->items[0].error_message, "\"verify_tls\" is not a boolean");
+	request_spec_free(spec);
+}
+END_TEST
+
 START_TEST(timeouts_are_capped_by_config)
 {
 	struct request_spec *spec;
@@ -421,6 +455,9 @@ START_TEST(envelope_errors_are_400)
 	    {"{\"urls\": [], \"headers\": {\"X-A\": \"a\\nb\"}}", "headers"},
 	    {"{\"urls\": [], \"headers\": {\"X-A\": \"a\\u0000b\"}}",
 	        "headers"},
+	    {"{\"urls\": [], \"verify_tls\": 0}", "verify_tls"},
+	    {"{\"urls\": [], \"verify_tls\": \"false\"}", "verify_tls"},
+	    {"{\"urls\": [], \"verify_tls\": null}", "verify_tls"},
 	    {"{\"urls\": [], \"bogus\": 1}", "bogus"},
 	    {"{\"urls\": [], \"id\": 1}", "id"},
 	};
@@ -501,6 +538,10 @@ START_TEST(each_item_is_validated_alone)
 	    {"{\"url\": \"http://a.example/\", \"follow_redirects\": true}",
 	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"headers\": []}",
+	        FETCH_E_INVALID_URL},
+	    {"{\"url\": \"https://a.example/\", \"verify_tls\": \"no\"}",
+	        FETCH_E_INVALID_URL},
+	    {"{\"url\": \"https://a.example/\", \"verify_tls\": 0}",
 	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"headers\": {\"a b\": \"1\"}}",
 	        FETCH_E_INVALID_URL},
@@ -793,6 +834,7 @@ request_suite(void)
 	tcase_add_test(tc, object_form_sets_every_request_field);
 	tcase_add_test(tc, item_fields_override_request_fields);
 	tcase_add_test(tc, request_fields_override_config);
+	tcase_add_test(tc, verify_tls_comes_from_config_request_and_item);
 	tcase_add_test(tc, timeouts_are_capped_by_config);
 	tcase_add_test(tc, invalid_json_names_line_and_column);
 	tcase_add_test(tc, deep_nesting_is_400_not_a_crash);

@@ -23,6 +23,20 @@ the table shows the median and min-max of each metric.
       and streaming (?stream=1): wall, us/URL, peak RSS, (peak - idle)/URL.
   S5  10,000 URLs to /delay/1000 in one POST, threads 10000: wall, peak
       RSS, threads.
+  S6  HTTPS (issue 10): a private nginx (tests/integration/pki.py: its
+      own config in the scratch directory, a throw-away CA made by
+      openssl) with an HTTP/1.1-only port (S6 h1) and an HTTP/2 port
+      (S6 h2); BENCH_S6_URLS (500) URLs to /ok, 64 at a time, verifying
+      against the system bundle plus the private CA.  Contenders: fanoutd
+      cold (a fresh daemon: 64 new TLS connections) and warm (the same
+      daemon's second fan-out), curl -Z --parallel-max 64 with that
+      bundle and with the one-certificate CA file, and aiohttp
+      (py_aiohttp.py) with the bundle.  nginx's access log ($connection,
+      $ssl_session_reused) counts each run's TLS connections and
+      resumptions (warm: the connections new since cold).  S6 conns counts the connections of 20 one-URL
+      fan-outs 100 ms apart, and the new ones of 8 one-URL fan-outs after
+      an 8-URL fan-out; S6 RSS is the idle RSS the shared store adds (the
+      bundle against the one-certificate CA).
 
 How things are measured:
   - fanoutd's clock (benchlib.post_fanout) covers connect, send and the
@@ -43,9 +57,9 @@ How things are measured:
     reading it every 20 ms while the scenario (S1-S3) or request (S4, S5)
     runs.
 
-Environment: BENCH_REPS (5), BENCH_SCENARIOS ("S1 S2 S3 S4 S5"),
+Environment: BENCH_REPS (5), BENCH_SCENARIOS ("S1 S2 S3 S4 S5 S6"),
 BENCH_WRK_SECONDS (S1's wrk, 2), BENCH_S3_SECONDS (5), BENCH_S4_SIZES
-("1000 10000 100000"); BENCH_FANOUTD and BENCH_UPSTREAM name other
+("1000 10000 100000"), BENCH_S6_URLS (500); BENCH_FANOUTD and BENCH_UPSTREAM name other
 binaries to measure (a profiling build, an upstream with a longer listen
 backlog); BENCH_KEEP=1 keeps the scratch directory (configs, results.tsv,
 stderr of every process).
@@ -66,8 +80,9 @@ sys.dont_write_bytecode = True  # the source tree may be read-only
 from benchlib import (BENCH, PY, Results, Sampler, TOP, cpu_ticks,
                       cpu_us_per, env_int, fanout, harness, log, mib,
                       numbered, proc_status, report_stderr, run, run_curl,
-                      run_py_requests, run_wrk, use_binaries,
-                      write_curl_config)  # noqa: E402
+                      run_py_aiohttp, run_py_requests, run_wrk,
+                      use_binaries, write_curl_config)  # noqa: E402
+import pki  # noqa: E402  (tests/integration, put on the path by benchlib)
 
 # scenario, contender, metric (fnmatch patterns), op, bound, shown as
 TARGETS = [
@@ -80,6 +95,12 @@ TARGETS = [
     ("S4 100k", "fanoutd", "idle RSS MiB", "<", 8, "< 8 MiB"),
     ("S5", "fanoutd", "wall ms", "<", 2000, "< 2000 ms"),
     ("S5", "fanoutd", "peak RSS MiB", "<", 300, "< 300 MiB"),
+    ("S6 h1", "fanoutd cold", "x curl -Z one-cert CA", "<=", 1.2,
+     "<= 1.2x"),
+    ("S6 h1", "fanoutd cold", "x aiohttp bundle", "<", 1.0, "< 1x"),
+    ("S6 conns", "fanoutd 20 x 1 URL*", "TLS connections", "<=", 1, "1"),
+    ("S6 conns", "fanoutd 8 x 1 URL*", "new TLS connections", "<=", 0, "0"),
+    ("S6 RSS", "*", "idle RSS growth MiB", "<=", 1, "<= 1 MiB"),
     ("*", "*", "errors", "<=", 0, "0"),
 ]
 
@@ -89,7 +110,10 @@ RATIOS = [
      ("S1", "curl -Z", "URLs/s")),
     ("S1", "fanoutd", "x wrk ceiling", ("S1", "fanoutd", "URLs/s"),
      ("S1", "wrk (ceiling)", "URLs/s")),
-]
+] + [(scen, "fanoutd cold", "x " + peer, (scen, "fanoutd cold", "wall ms"),
+      (scen, peer, "wall ms"))
+     for scen in ("S6 h1", "S6 h2")
+     for peer in ("curl -Z one-cert CA", "aiohttp bundle")]
 
 
 class Bench:
@@ -322,6 +346,137 @@ def s5(b):
             b.record("S5", "fanoutd", "overhead ms", a.wall_ms - 1000)
 
 
+S6_PARALLEL = 64
+
+
+def s6_count(b, ng, scen, cont, mark, n, before=frozenset()):
+    """Record the new TLS connections (not in before) and resumptions
+    nginx logged for a run of n requests since mark; returns the ids of
+    the connections that carried them."""
+    ids = {e.connection for e in ng.wait_entries(n, since=mark, timeout=10)}
+    b.record(scen, cont, "new TLS connections", len(ids - before))
+    b.record(scen, cont, "TLS resumptions", ng.resumed(since=mark))
+    return ids
+
+
+def s6_fanoutd(b, p, ng, scen, rec, urls):
+    """A fresh daemon trusting the bundle: its first fan-out (cold), then
+    its second (warm, on the connections of the first)."""
+    d = b.daemon(S6_PARALLEL, len(urls),
+                 extra={"tls": {"ca_file": p.ca_bundle_system}})
+    seen = frozenset()
+    try:
+        for cont in ("fanoutd cold", "fanoutd warm"):
+            mark = ng.mark()
+            cpu = cpu_ticks(d.process.pid)
+            a = b.fanoutd_once(scen, cont, rec, d, urls)
+            cpu = cpu_ticks(d.process.pid) - cpu
+            if rec and a.ok:
+                b.record(scen, cont, "wall ms", a.wall_ms)
+                b.record(scen, cont, "daemon CPU us/URL",
+                         cpu_us_per(cpu, len(urls)))
+                seen |= s6_count(b, ng, scen, cont, mark, len(urls), seen)
+    finally:
+        b.stop(d)
+
+
+def s6_peers(b, p, ng, scen, rec, target, urls):
+    """curl -Z with the bundle and with the one-certificate CA; aiohttp
+    with the bundle."""
+    config = b.path("s6.curl")
+    write_curl_config(config, urls)
+    for cont, ca in (("curl -Z bundle", p.ca_bundle_system),
+                     ("curl -Z one-cert CA", p.ca_file)):
+        mark = ng.mark()
+        ms = run_curl(config, len(urls), S6_PARALLEL, ("--cacert", ca))
+        if rec:
+            b.correct(scen, cont, ms is not None)
+            if ms is not None:
+                b.record(scen, cont, "wall ms", ms)
+                s6_count(b, ng, scen, cont, mark, len(urls))
+    mark = ng.mark()
+    ms = run_py_aiohttp(target, len(urls), S6_PARALLEL, p.ca_bundle_system)
+    if rec:
+        b.correct(scen, "aiohttp bundle", ms is not None)
+        if ms is not None:
+            b.record(scen, "aiohttp bundle", "wall ms", ms)
+            s6_count(b, ng, scen, "aiohttp bundle", mark, len(urls))
+
+
+def s6_warm_connections(b, p, ng, rec):
+    """The connection targets: one-URL fan-outs reuse a connection."""
+    scen = "S6 conns"
+    d = b.daemon(S6_PARALLEL, 100,
+                 extra={"tls": {"ca_file": p.ca_bundle_system}})
+    try:
+        ok, mark = True, ng.mark()
+        for i in range(20):
+            ok &= fanout(d, [ng.url("valid_b", "/ok?n=%d" % i)]).ok
+            time.sleep(0.1)
+        ng.wait_entries(20, since=mark)
+        cont = "fanoutd 20 x 1 URL, 100 ms apart"
+        if rec:
+            b.correct(scen, cont, ok)
+            b.record(scen, cont, "TLS connections", ng.connections(since=mark))
+        mark = ng.mark()
+        ok = fanout(d, numbered(ng.url("valid", "/ok"), 8)).ok
+        first = {e.connection for e in ng.wait_entries(8, since=mark)}
+        mark = ng.mark()
+        for i in range(8):
+            ok &= fanout(d, [ng.url("valid", "/ok?again=%d" % i)]).ok
+        later = {e.connection for e in ng.wait_entries(8, since=mark)}
+        cont = "fanoutd 8 x 1 URL after 8 URLs"
+        if rec:
+            b.correct(scen, cont, ok)
+            b.record(scen, cont, "new TLS connections", len(later - first))
+    finally:
+        b.stop(d)
+
+
+def s6_idle_rss(b, p, rec):
+    """What the shared store adds to idle RSS: a daemon trusting the
+    bundle against one trusting the one-certificate CA."""
+    rss = {}
+    for name, ca in (("bundle", p.ca_bundle_system), ("one-cert", p.ca_file)):
+        d = b.daemon(S6_PARALLEL, 1000, extra={"tls": {"ca_file": ca}})
+        try:
+            time.sleep(0.1)
+            rss[name] = proc_status(d.process.pid)["VmRSS"]
+        finally:
+            b.stop(d)
+    if rec:
+        b.record("S6 RSS", "fanoutd, bundle", "idle RSS MiB",
+                 mib(rss["bundle"]))
+        b.record("S6 RSS", "fanoutd, one-cert CA", "idle RSS MiB",
+                 mib(rss["one-cert"]))
+        b.record("S6 RSS", "shared store", "idle RSS growth MiB",
+                 mib(rss["bundle"] - rss["one-cert"]))
+
+
+def s6(b):
+    n = env_int("BENCH_S6_URLS", 500)
+    p = pki.get()
+    if p.ca_bundle_system is None:
+        log("S6: no %s, skipped" % pki.SYSTEM_BUNDLE)
+        return
+    ng = pki.Nginx(p)
+    log("S6: %d HTTPS URLs, 64 at a time, h1 and h2, %d reps + warm-up"
+        % (n, b.reps))
+    try:
+        for rec in b.rounds():
+            for kind, scen in (("valid", "S6 h1"), ("h2", "S6 h2")):
+                target = ng.url(kind, "/ok")
+                urls = numbered(target, n)
+                s6_fanoutd(b, p, ng, scen, rec, urls)
+                s6_peers(b, p, ng, scen, rec, target, urls)
+            s6_warm_connections(b, p, ng, rec)
+            s6_idle_rss(b, p, rec)
+    finally:
+        problem = ng.stop()
+        if problem:
+            log("nginx: " + problem)
+
+
 # name, description, function(Bench): a new scenario is one more line.
 SCENARIOS = [
     ("S1", "2000 URLs to /status/200 in one POST: fanoutd, curl -Z, "
@@ -332,6 +487,9 @@ SCENARIOS = [
     ("S4", "one POST of BENCH_S4_SIZES URLs, buffered and streaming "
      "(wall, RSS per URL)", s4),
     ("S5", "10,000 URLs to /delay/1000, threads 10000 (wall, peak RSS)", s5),
+    ("S6", "HTTPS to nginx with a private CA, h1 and h2: fanoutd cold and "
+     "warm, curl -Z (bundle, one-cert CA), aiohttp (wall, TLS "
+     "connections)", s6),
 ]
 
 

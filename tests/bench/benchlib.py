@@ -327,6 +327,20 @@ def run_py_requests(target, n, workers):
     return float(p.stdout)
 
 
+def run_py_aiohttp(target, n, workers, cafile):
+    """Wall ms of tests/bench/py_aiohttp.py (its own clock), or None when
+    not every answer was a 200."""
+    p = subprocess.run([PY, os.path.join(BENCH, "py_aiohttp.py"),
+                        "--target", target, "--count", str(n),
+                        "--workers", str(workers), "--cafile", cafile],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        err = p.stderr.decode(errors="replace").strip().splitlines()
+        log("aiohttp: " + (err[-1] if err else "exit %d" % p.returncode))
+        return None
+    return float(p.stdout)
+
+
 WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 

@@ -2,12 +2,12 @@
  * libFuzzer harness for render.c.  The input is a recipe: results whose
  * strings are any bytes, whose ids are any JSON value jansson can hold
  * (reals of any finite bit pattern) and whose numbers and times are any
- * bit pattern (NaN and infinities too), a summary of them and of more
- * statuses, and an error body.  They are rendered as one answer, the way
- * batch.c writes it, parsed back with jansson, and every field is
- * compared with what went in: strings after the U+FFFD rule (with a
- * decoder of this file's own), ids exactly (types, reals bit for bit, key
- * order), integers exactly, times as rounded to microseconds.  Any
+ * bit pattern (NaN and infinities too), with TLS facts of any bytes and
+ * dates, a summary of them and of more statuses, and an error body.  They are
+ * rendered as one answer, the way batch.c writes it, parsed back with jansson,
+ * and every field is compared with what went in: strings after the U+FFFD rule
+ * (with a decoder of this file's own), ids exactly (types, reals bit for bit,
+ * key order), integers exactly, times as rounded to microseconds.  Any
  * difference aborts with both sides printed.
  */
 #include <math.h>
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -211,9 +212,60 @@ struct item {
 	struct fetch_result result;
 };
 
+/* A fixed buffer of any bytes (NUL-terminated, maybe empty). */
+static void
+in_chars(struct input *in, char *buf, size_t size)
+{
+	size_t n = in_byte(in) % size, i;
+
+	for (i = 0; i < n; i++)
+		buf[i] = (char)in_byte(in);
+	buf[n] = '\0';
+}
+
+/* The leaf's facts: names and SANs of any bytes, dates of any value. */
+static void
+in_cert(struct input *in, struct tls_cert *c)
+{
+	size_t n = in_byte(in) % 5, used = 0, len, i;
+	char *entry;
+
+	c->subject = in_text(in);
+	c->issuer = in_text(in);
+	in_chars(in, c->serial, sizeof(c->serial));
+	c->not_before = (int64_t)in_u64(in, 8);
+	c->not_after = (int64_t)in_u64(in, 8);
+	c->days_left = (int64_t)in_u64(in, 8);
+	if ((c->san = malloc(n * (LONG_TEXT + 1) + 1)) == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		entry = in_text(in);
+		len = strlen(entry) + 1;
+		memcpy(c->san + used, entry, len);
+		used += len;
+		free(entry);
+	}
+	c->nsan = n;
+}
+
+static void
+in_tls(struct input *in, struct tls_facts *f)
+{
+	uint8_t flags = in_byte(in);
+
+	f->used = true;
+	f->verified = flags & 1;
+	f->reason = (enum tls_reason)(in_byte(in) % (TLS_REASON_COUNT + 2));
+	in_chars(in, f->version, sizeof(f->version));
+	in_chars(in, f->cipher, sizeof(f->cipher));
+	if ((f->has_cert = flags & 2) != 0)
+		in_cert(in, &f->cert);
+}
+
 static void
 in_item(struct input *in, struct item *it)
 {
+	static const int versions[] = {0, 10, 11, 20, 30, 12};
 	uint8_t flags = in_byte(in);
 	size_t n, i;
 
@@ -240,6 +292,9 @@ in_item(struct input *in, struct item *it)
 	it->result.time.ttfb = in_double(in);
 	it->result.time.transfer = in_double(in);
 	it->result.time.total = in_double(in);
+	it->result.http_version = versions[in_byte(in) % 6];
+	if (flags & 32)
+		in_tls(in, &it->result.tls);
 }
 
 static void
@@ -249,6 +304,7 @@ item_free(struct item *it)
 	json_decref(it->spec.id);
 	free(it->result.message);
 	free(it->result.effective_url);
+	tls_facts_reset(&it->result.tls);
 }
 
 /* ------------------------------------------- what the API promises */
@@ -489,10 +545,111 @@ check_error_fields(json_t *e, const char *code, const char *message)
 static void
 check_error(json_t *e, const struct fetch_result *r)
 {
-	if (r->error == FETCH_OK)
+	static const char *const with_reason[] = {
+	    "code", "message", "reason", NULL};
+	static const char *const names[] = {"handshake", "expired",
+	    "not_yet_valid", "untrusted", "hostname", "handshake"};
+
+	if (r->error == FETCH_OK) {
 		expect(json_is_null(e), "error of a success", e);
-	else
+		return;
+	}
+	if (r->error != FETCH_E_TLS) {
 		check_error_fields(e, error_code(r->error), r->message);
+		return;
+	}
+	/* a tls error also says why; unknown reasons are "handshake" */
+	expect_keys(e, with_reason, "tls error keys");
+	expect_text(json_object_get(e, "code"), "tls", "error.code");
+	expect_text(json_object_get(e, "message"),
+	    r->message != NULL ? r->message : "", "error.message");
+	expect_text(json_object_get(e, "reason"),
+	    (unsigned)r->tls.reason < TLS_REASON_COUNT ? names[r->tls.reason]
+	                                               : "handshake",
+	    "error.reason");
+}
+
+/* RFC 3339 UTC as the C library spells it, clamped to years 0-9999. */
+static void
+expect_time(json_t *got, int64_t t, const char *what)
+{
+	const int64_t lo = -INT64_C(62167219200), hi = INT64_C(253402300799);
+	char want[64];
+	struct tm tm;
+	time_t tt;
+
+	tt = (time_t)(t < lo ? lo : t > hi ? hi : t);
+	if (gmtime_r(&tt, &tm) == NULL)
+		abort();
+	snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec);
+	expect_text(got, want, what);
+}
+
+static void
+check_cert(json_t *o, const struct tls_cert *c)
+{
+	static const char *const keys[] = {"subject", "issuer", "serial",
+	    "not_before", "not_after", "days_left", "san", NULL};
+	json_t *san = json_object_get(o, "san");
+	const char *entry = c->san;
+	size_t i;
+
+	expect_keys(o, keys, "cert keys");
+	expect_text(json_object_get(o, "subject"), c->subject, "subject");
+	expect_text(json_object_get(o, "issuer"), c->issuer, "issuer");
+	expect_text(json_object_get(o, "serial"), c->serial, "serial");
+	expect_time(
+	    json_object_get(o, "not_before"), c->not_before, "not_before");
+	expect_time(json_object_get(o, "not_after"), c->not_after, "not_after");
+	expect_int(json_object_get(o, "days_left"), c->days_left, "days_left");
+	expect(
+	    json_is_array(san) && json_array_size(san) == c->nsan, "san", san);
+	for (i = 0; i < c->nsan; i++, entry += strlen(entry) + 1)
+		expect_text(json_array_get(san, i), entry, "san entry");
+}
+
+/* "" is null; anything else its text after the U+FFFD rule. */
+static void
+expect_known(json_t *got, const char *text, const char *what)
+{
+	expect_text(got, text[0] != '\0' ? text : NULL, what);
+}
+
+static void
+check_tls(json_t *o, const struct tls_facts *f)
+{
+	static const char *const keys[] = {
+	    "version", "cipher", "verified", "cert", NULL};
+
+	if (!f->used) {
+		expect(json_is_null(o), "tls of plain http", o);
+		return;
+	}
+	expect_keys(o, keys, "tls keys");
+	expect_known(json_object_get(o, "version"), f->version, "tls.version");
+	expect_known(json_object_get(o, "cipher"), f->cipher, "tls.cipher");
+	expect(json_is_boolean(json_object_get(o, "verified")) &&
+	           json_is_true(json_object_get(o, "verified")) == f->verified,
+	    "tls.verified", json_object_get(o, "verified"));
+	if (f->has_cert)
+		check_cert(json_object_get(o, "cert"), &f->cert);
+	else
+		expect(json_is_null(json_object_get(o, "cert")), "tls.cert",
+		    json_object_get(o, "cert"));
+}
+
+static void
+check_http_version(json_t *got, int version)
+{
+	const char *want = version == 10   ? "1.0"
+	                   : version == 11 ? "1.1"
+	                   : version == 20 ? "2"
+	                   : version == 30 ? "3"
+	                                   : NULL;
+
+	expect_text(got, want, "http_version");
 }
 
 static void
@@ -500,10 +657,10 @@ check_result(json_t *o, size_t index, const struct item *it)
 {
 	static const char *const with_id[] = {"index", "url", "id", "status",
 	    "ok", "error", "bytes", "redirects", "effective_url", "remote_ip",
-	    "time_ms", NULL};
+	    "time_ms", "http_version", "tls", NULL};
 	static const char *const without_id[] = {"index", "url", "status", "ok",
 	    "error", "bytes", "redirects", "effective_url", "remote_ip",
-	    "time_ms", NULL};
+	    "time_ms", "http_version", "tls", NULL};
 	const struct fetch_result *r = &it->result;
 	bool ok = r->error == FETCH_OK && r->status >= 200 && r->status < 400;
 
@@ -531,6 +688,8 @@ check_result(json_t *o, size_t index, const struct item *it)
 	expect_text(json_object_get(o, "remote_ip"),
 	    r->remote_ip[0] != '\0' ? r->remote_ip : NULL, "remote_ip");
 	check_times(json_object_get(o, "time_ms"), &r->time);
+	check_http_version(json_object_get(o, "http_version"), r->http_version);
+	check_tls(json_object_get(o, "tls"), &r->tls);
 }
 
 /* What the summary must say, counted here on the side. */
@@ -538,6 +697,8 @@ struct tally {
 	size_t total, ok;
 	size_t statuses[STATUS_LIMIT];
 	size_t errors[FETCH_E_COUNT];
+	bool has_expiry;
+	int64_t expiry; /* the smallest not_after of a certificate */
 };
 
 static void
@@ -553,6 +714,11 @@ tally_add(struct tally *t, struct summary *s, const struct fetch_result *r)
 		t->errors[FETCH_E_OTHER]++;
 	else if (r->error != FETCH_OK)
 		t->errors[r->error]++;
+	if (r->tls.used && r->tls.has_cert &&
+	    (!t->has_expiry || r->tls.cert.not_after < t->expiry)) {
+		t->has_expiry = true;
+		t->expiry = r->tls.cert.not_after;
+	}
 }
 
 /* o holds exactly the non-zero counts[1..n-1], ascending, named by name. */
@@ -596,7 +762,8 @@ static void
 check_summary(json_t *o, const struct tally *t, double elapsed_ms)
 {
 	static const char *const keys[] = {"total", "ok", "failed",
-	    "status_counts", "error_counts", "elapsed_ms", NULL};
+	    "status_counts", "error_counts", "elapsed_ms",
+	    "earliest_cert_expiry", NULL};
 
 	expect_keys(o, keys, "summary keys");
 	expect_int(json_object_get(o, "total"), (long long)t->total, "total");
@@ -608,6 +775,13 @@ check_summary(json_t *o, const struct tally *t, double elapsed_ms)
 	expect_counts(json_object_get(o, "error_counts"), t->errors,
 	    FETCH_E_COUNT, error_name, "error_counts");
 	expect_ms(json_object_get(o, "elapsed_ms"), elapsed_ms, "elapsed_ms");
+	if (t->has_expiry)
+		expect_time(json_object_get(o, "earliest_cert_expiry"),
+		    t->expiry, "earliest_cert_expiry");
+	else
+		expect(json_is_null(json_object_get(o, "earliest_cert_expiry")),
+		    "earliest_cert_expiry",
+		    json_object_get(o, "earliest_cert_expiry"));
 }
 
 /* render_error()'s body for a code and message of any bytes. */

@@ -14,10 +14,11 @@ import harness as h
 from harness import check, eq
 
 RESULT_KEYS = ("index", "url", "status", "ok", "error", "bytes", "redirects",
-               "effective_url", "remote_ip", "time_ms")
+               "effective_url", "remote_ip", "time_ms", "http_version",
+               "tls")
 PHASES = ("queue", "dns", "connect", "tls", "ttfb", "transfer", "total")
 SUMMARY_KEYS = ("total", "ok", "failed", "status_counts", "error_counts",
-                "elapsed_ms")
+                "elapsed_ms", "earliest_cert_expiry")
 
 
 def setup():
@@ -53,6 +54,11 @@ def check_result(r, index, url):
     for phase in PHASES:
         check(phase in t and is_number(t[phase]) and t[phase] >= 0,
               f"{where} time_ms.{phase} missing or negative: {t!r}")
+    eq(list(r)[-2:], ["http_version", "tls"], f"{where} the last keys")
+    check(r["http_version"] in ("1.0", "1.1", "2") if r["status"] else
+          r["http_version"] is None, f"{where} http_version: {r!r}")
+    if url is not None and url.startswith("http://"):
+        eq(r["tls"], None, f"{where} tls of plain http")
     if r["error"] is None:
         check(type(r["status"]) is int, f"{where} no error but no status: {r!r}")
         eq(r["ok"], 200 <= r["status"] < 400, f"{where} ok for {r['status']}")

@@ -86,7 +86,8 @@ def test_stream_of_invalid_items_only_and_of_nothing():
        [{"summary": {"total": 0, "ok": 0, "failed": 0, "status_counts": {},
                      "error_counts": {},
                      "elapsed_ms": json.loads(lines[0][1])["summary"][
-                         "elapsed_ms"]}}],
+                         "elapsed_ms"],
+                     "earliest_cert_expiry": None}}],
        "an empty stream is one summary line")
 
 
