@@ -18,7 +18,7 @@
 #include "metrics.h"
 #include "clock.h"
 #include "pool.h"
-#include "render.h"
+#include "summary.h"
 #include "request.h"
 
 struct batch_job {
@@ -98,7 +98,7 @@ batch_job_run(struct pool_job *job, void *worker)
 		fetch_result_set_error(
 		    r, FETCH_E_OTHER, "worker has no curl handle");
 	else
-		fetch_perform(worker, &b->spec->items[bj->index], b->cfg,
+		fetch_perform(worker, &b->spec->items[bj->index].fetch, b->cfg,
 		    &b->canceled, b->deadline_ns, r);
 }
 
@@ -137,15 +137,15 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 
 	b->deadline_ns = deadline_ns;
 	for (i = 0; i < count; i++) {
-		const struct fetch_spec *s = &b->spec->items[i];
+		const struct request_item *item = &b->spec->items[i];
 
-		if (s->error != FETCH_OK)
+		if (item->error != FETCH_OK)
 			continue;
 		b->jobs[i].batch = b;
 		b->jobs[i].index = i;
 		b->jobs[i].job.run = batch_job_run;
 		b->jobs[i].job.done = batch_job_done;
-		b->jobs[i].job.affinity = fetch_affinity(s);
+		b->jobs[i].job.affinity = fetch_affinity(&item->fetch);
 		*link = &b->jobs[i].job;
 		link = &b->jobs[i].job.next;
 		n++;
@@ -157,12 +157,12 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 	 * open until all of them are counted. */
 	b->outstanding = count + 1;
 	for (i = 0; i < count; i++) {
-		const struct fetch_spec *s = &b->spec->items[i];
+		const struct request_item *item = &b->spec->items[i];
 
-		if (s->error == FETCH_OK)
+		if (item->error == FETCH_OK)
 			continue;
 		fetch_result_set_error(
-		    &b->results[i], s->error, s->error_message);
+		    &b->results[i], item->error, item->error_message);
 		batch_settle(b, i);
 	}
 	b->outstanding--;
@@ -198,7 +198,7 @@ batch_summary(const struct batch *b)
 	return &b->summary;
 }
 
-const struct fetch_spec *
+const struct request_item *
 batch_item(const struct batch *b, size_t index)
 {
 	return &b->spec->items[index];

@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 #include "fetch.h"
-#include "render.h"
+#include "request.h"
+#include "summary.h"
 
 struct batch;
 struct config;
@@ -47,7 +48,7 @@ void batch_free(struct batch *batch);
 size_t batch_count(const struct batch *batch);
 const struct summary *batch_summary(const struct batch *batch);
 /* Item index as the request gave it, and its result once settled. */
-const struct fetch_spec *batch_item(const struct batch *batch, size_t index);
+const struct request_item *batch_item(const struct batch *batch, size_t index);
 const struct fetch_result *batch_result(
     const struct batch *batch, size_t index);
 /*

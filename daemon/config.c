@@ -112,6 +112,8 @@ static const struct key_spec keys[] = {
         INT64_C(1) << 30, 1048576),
     NUM("limits", "max_response_bytes", KEY_INT64, max_response_bytes, 0,
         INT64_C(1) << 40, 1048576),
+    NUM("limits", "max_capture_bytes", KEY_INT, max_capture_bytes, 0,
+        16 * 1024 * 1024, 65536),
     NUM("limits", "request_timeout_ms", KEY_INT, request_timeout_ms, 1, 3600000,
         60000),
     NUM("limits", "client_timeout_ms", KEY_INT, client_timeout_ms, 100, 3600000,
@@ -127,6 +129,7 @@ static const struct key_spec keys[] = {
         3000),
     BOOLEAN("fetch", "follow_redirects", follow_redirects, 1),
     NUM("fetch", "max_redirects", KEY_INT, max_redirects, 0, 50, 5),
+    NUM("fetch", "max_per_host", KEY_INT, max_per_host, 0, 10000, 0),
     TEXT("fetch", "user_agent", KEY_STRING, user_agent,
         "fanoutd/" PACKAGE_VERSION, check_header_text),
     BOOLEAN("fetch", "verify_tls", fetch_verify_tls, 1), /* tls.verify */

@@ -47,6 +47,7 @@ struct config {
 	int max_urls;
 	int64_t max_request_bytes;
 	int64_t max_response_bytes;
+	int max_capture_bytes; /* most body bytes a result may carry */
 	int request_timeout_ms;     /* whole fan-out deadline */
 	int client_timeout_ms;      /* idle or slow client connection */
 	int read_timeout_ms;        /* a request must arrive whole in this */
@@ -55,6 +56,7 @@ struct config {
 
 	int timeout_ms;
 	int connect_timeout_ms;
+	int max_per_host; /* fetches at once per host:port; 0: no cap */
 	bool follow_redirects;
 	int max_redirects;
 	char *user_agent;

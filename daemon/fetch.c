@@ -27,9 +27,10 @@
 
 #include "clock.h"
 #include "config.h"
+#include "expect.h"
 #include "fetch.h"
 #include "policy.h"
-#include "request.h"
+#include "url.h"
 
 struct fetch_worker;
 
@@ -39,6 +40,8 @@ struct fetch_xfer {
 	const atomic_bool *cancel;
 	struct fetch_worker *w;
 	struct fetch_result *r;
+	const struct fetch_spec *spec;
+	struct expect_state *expect; /* the fetch's, or NULL */
 	bool verify;       /* this fetch checks certificates and host names */
 	uint64_t start_ns; /* the hop began */
 	uint64_t tls_ns;   /* a TLS handshake began; 0: none */
@@ -53,6 +56,7 @@ struct fetch_xfer {
 
 struct fetch_worker {
 	CURL *easy;
+	uint64_t rng; /* xorshift state: the jitter of retry waits */
 	struct tls_capture *capture; /* the handshakes this worker runs */
 	unsigned epoch; /* config conn_epoch its connections were made in */
 	bool has_epoch; /* false until the first fetch */
@@ -75,8 +79,33 @@ static const char *const fetch_error_codes[FETCH_E_COUNT] = {
     [FETCH_E_TOO_LARGE] = "too_large",
     [FETCH_E_REDIRECT_LIMIT] = "redirect_limit",
     [FETCH_E_CANCELED] = "canceled",
+    [FETCH_E_CHECK_FAILED] = "check_failed",
     [FETCH_E_OTHER] = "other",
 };
+
+static const char *const fetch_method_names[FETCH_METHOD_COUNT] = {
+    [FETCH_GET] = "GET",
+    [FETCH_HEAD] = "HEAD",
+    [FETCH_POST] = "POST",
+    [FETCH_PUT] = "PUT",
+    [FETCH_PATCH] = "PATCH",
+    [FETCH_DELETE] = "DELETE",
+    [FETCH_OPTIONS] = "OPTIONS",
+};
+
+const char *
+fetch_method_name(enum fetch_method method)
+{
+	return (unsigned)method < FETCH_METHOD_COUNT
+	           ? fetch_method_names[method]
+	           : "GET";
+}
+
+bool
+fetch_method_idempotent(enum fetch_method method)
+{
+	return method != FETCH_POST && method != FETCH_PATCH;
+}
 
 const char *
 fetch_error_code(enum fetch_error error)
@@ -89,16 +118,44 @@ fetch_error_code(enum fetch_error error)
 bool
 fetch_result_ok(const struct fetch_result *result)
 {
-	return result->error == FETCH_OK && result->status >= 200 &&
-	       result->status < 400;
+	return result->error == FETCH_OK &&
+	       (result->checked ||
+	           (result->status >= 200 && result->status < 400));
+}
+
+/* What one attempt made; a retry starts from nothing again. */
+static void
+fetch_result_clear_attempt(struct fetch_result *result)
+{
+	size_t i;
+
+	free(result->body);
+	result->body = NULL;
+	result->body_len = 0;
+	result->body_truncated = false;
+	for (i = 0; result->headers != NULL && i < result->nheaders; i++) {
+		free(result->headers[i].value);
+		result->headers[i].value = NULL;
+	}
+	expect_failures_free(result->failed, result->nfailed);
+	result->failed = NULL;
+	result->nfailed = 0;
+	result->checked = false;
 }
 
 void
 fetch_result_reset(struct fetch_result *result)
 {
+	size_t i;
+
 	free(result->message);
 	free(result->effective_url);
 	tls_facts_reset(&result->tls);
+	free(result->body);
+	for (i = 0; result->headers != NULL && i < result->nheaders; i++)
+		free(result->headers[i].value);
+	free(result->headers);
+	expect_failures_free(result->failed, result->nfailed);
 	memset(result, 0, sizeof(*result));
 }
 
@@ -186,53 +243,20 @@ fetch_error_from_curl(CURLcode code)
 	}
 }
 
-/* FNV-1a over len bytes, lower-cased. */
-static uint64_t
-fetch_hash_lower(uint64_t h, const char *p, size_t len)
+uint64_t
+fetch_host_key(const struct fetch_spec *spec)
 {
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32
-		                                                : p[i]);
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
+	return url_host_key(spec->url, UINT64_C(0xcbf29ce484222325));
 }
 
 uint64_t
 fetch_affinity(const struct fetch_spec *spec)
 {
-	const char *u = spec->url, *auth, *end, *port = NULL, *p;
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	size_t scheme;
+	uint64_t h = fetch_host_key(spec);
 
-	if (u == NULL || spec->error != FETCH_OK)
+	if (h == 0)
 		return 0;
-	if ((scheme = strspn(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-	                        "qrstuvwxyz0123456789+-.")) == 0 ||
-	    strncmp(u + scheme, "://", 3) != 0)
-		return 0;
-	auth = u + scheme + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (memchr(auth, '@', (size_t)(end - auth)) != NULL || end == auth)
-		return 0; /* invalid anyway */
-	p = *auth == '[' ? memchr(auth, ']', (size_t)(end - auth)) : auth;
-	if (p == NULL)
-		return 0;
-	for (; p < end && port == NULL; p++)
-		if (*p == ':')
-			port = p;
-	h = fetch_hash_lower(h, u, scheme);
-	h = fetch_hash_lower(
-	    h, auth, (size_t)((port != NULL ? port : end) - auth));
-	if (port != NULL && port + 1 < end)
-		h = fetch_hash_lower(h, port, (size_t)(end - port));
-	else if (scheme == 5 && strncasecmp(u, "https", 5) == 0)
-		h = fetch_hash_lower(h, ":443", 4); /* as if it were written */
-	else
-		h = fetch_hash_lower(h, ":80", 3);
-	h = fetch_hash_lower(h, spec->verify_tls ? "v" : "n", 1);
+	h = url_hash_lower(h, spec->verify_tls ? "v" : "n", 1);
 	return h != 0 ? h : 1;
 }
 
@@ -288,6 +312,7 @@ fetch_global_cleanup(void)
 }
 
 static size_t fetch_write(char *, size_t, size_t, void *);
+static size_t fetch_header(char *, size_t, size_t, void *);
 static int fetch_progress(
     void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
 static curl_socket_t fetch_opensocket(
@@ -317,6 +342,8 @@ fetch_handle_new(struct fetch_worker *w)
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &w->xfer);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, fetch_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &w->xfer);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, fetch_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w->xfer);
@@ -344,6 +371,9 @@ fetch_worker_new(void)
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return NULL;
+	w->rng = clock_now_ns() ^ (uint64_t)(uintptr_t)w;
+	if (w->rng == 0)
+		w->rng = 1;
 	if ((w->capture = tls_capture_new()) == NULL ||
 	    (w->easy = fetch_handle_new(w)) == NULL) {
 		tls_capture_free(w->capture);
@@ -410,6 +440,31 @@ fetch_worker_epoch(struct fetch_worker *w, const struct config *cfg)
 	w->has_epoch = true;
 }
 
+/* Keep up to spec->capture body bytes; note that there were more. */
+static int
+fetch_capture_body(struct fetch_xfer *x, const char *data, size_t n)
+{
+	struct fetch_result *r = x->r;
+	size_t room = x->spec->capture - r->body_len;
+
+	if (n > room) {
+		r->body_truncated = true;
+		n = room;
+	}
+	if (n == 0)
+		return 0;
+	if (r->body == NULL && (r->body = malloc(x->spec->capture)) == NULL)
+		return -1;
+	/* One buffer of the cap's size: the capture is bounded and small. */
+	memcpy(r->body + r->body_len, data, n);
+	r->body_len += n;
+	return 0;
+}
+
+/*
+ * Body bytes of the hop: counted against max_response_bytes (more
+ * aborts the transfer), fed to the expect checks, and captured.
+ */
 static size_t
 fetch_write(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -421,6 +476,63 @@ fetch_write(char *data, size_t size, size_t nmemb, void *arg)
 		x->too_large = 1;
 		return 0; /* aborts with CURLE_WRITE_ERROR */
 	}
+	if ((x->expect != NULL && expect_feed_body(x->expect, data, n) == -1) ||
+	    (x->spec->capture > 0 && fetch_capture_body(x, data, n) == -1))
+		return 0;
+	return n;
+}
+
+/* "Name: value" into the captured header it names (the last one wins). */
+static int
+fetch_capture_header(struct fetch_xfer *x, const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len), *v;
+	struct fetch_result *r = x->r;
+	size_t nlen, vlen, i;
+
+	if (colon == NULL)
+		return 0;
+	nlen = (size_t)(colon - line);
+	v = colon + 1;
+	vlen = len - nlen - 1;
+	while (vlen > 0 && (*v == ' ' || *v == '\t'))
+		v++, vlen--;
+	while (vlen > 0 && strchr(" \t\r\n", v[vlen - 1]) != NULL)
+		vlen--;
+	for (i = 0; i < r->nheaders; i++) {
+		if (strlen(r->headers[i].name) != nlen ||
+		    strncasecmp(r->headers[i].name, line, nlen) != 0)
+			continue;
+		free(r->headers[i].value);
+		if ((r->headers[i].value = strndup(v, vlen)) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Response header lines of the hop.  A status line starts a response
+ * anew (a 100 Continue came first): what was seen of headers is dropped.
+ */
+static size_t
+fetch_header(char *line, size_t size, size_t nitems, void *arg)
+{
+	struct fetch_xfer *x = arg;
+	size_t n = size * nitems, i;
+
+	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+		if (x->expect != NULL)
+			expect_state_new_hop(x->expect);
+		for (i = 0; i < x->r->nheaders; i++) {
+			free(x->r->headers[i].value);
+			x->r->headers[i].value = NULL;
+		}
+		return n;
+	}
+	if ((x->expect != NULL &&
+	        expect_feed_header(x->expect, line, n) == -1) ||
+	    fetch_capture_header(x, line, n) == -1)
+		return 0;
 	return n;
 }
 
@@ -529,27 +641,72 @@ fetch_ssl_ctx(CURL *h, void *ssl_ctx, void *arg)
 	return CURLE_OK;
 }
 
-/* The options of one hop; the rest were set by fetch_handle_new(). */
+/* What a hop sends, and to whom. */
+struct fetch_hop {
+	CURLU *url; /* checked; the hop fetches it (CURLOPT_CURLU) */
+	char *text; /* the URL as given (heap), for effective_url */
+	enum fetch_method method;
+	const char *body; /* NULL: none */
+	size_t body_len;
+	bool with_headers; /* the caller's headers go to this origin */
+};
+
 static void
-fetch_setup(struct fetch_worker *w, const char *url,
-    const struct fetch_spec *spec, struct curl_slist *headers, long ms)
+fetch_method_setup(CURL *h, const struct fetch_hop *hop)
+{
+	bool custom = hop->method > FETCH_POST;
+
+	curl_easy_setopt(
+	    h, CURLOPT_NOBODY, hop->method == FETCH_HEAD ? 1L : 0L);
+	if (hop->body != NULL) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, hop->body);
+		curl_easy_setopt(
+		    h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)hop->body_len);
+	} else if (hop->method == FETCH_POST) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+	} else if (hop->method != FETCH_HEAD)
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
+	    custom ? fetch_method_name(hop->method) : NULL);
+}
+
+/*
+ * The options of one hop; the rest were set by fetch_handle_new().
+ * extra holds the header lines fanoutd adds before the caller's: with a
+ * body, its Content-Type (or none: curl's default form type would lie)
+ * and an empty Expect (no 100-continue round trip).
+ */
+static void
+fetch_setup(struct fetch_worker *w, const struct fetch_hop *hop,
+    const struct fetch_spec *spec, long ms, struct curl_slist extra[2],
+    char *ctype, size_t ctype_len)
 {
 	const struct config *cfg = w->xfer.cfg;
 	CURL *h = w->easy;
 	long connect_ms =
 	    cfg->connect_timeout_ms < ms ? cfg->connect_timeout_ms : ms;
+	struct curl_slist *headers = hop->with_headers ? spec->headers : NULL;
 
 	w->errbuf[0] = '\0';
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CURLU, hop->url);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, cfg->user_agent);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, spec->verify_tls ? 1L : 0L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, spec->verify_tls ? 2L : 0L);
-	if (spec->method == FETCH_HEAD)
-		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	else
-		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(h, CURLOPT_IPRESOLVE, spec->ip_resolve);
+	fetch_method_setup(h, hop);
+	if (hop->body != NULL) {
+		snprintf(ctype, ctype_len, "Content-Type:%s%s",
+		    spec->content_type != NULL ? " " : "",
+		    spec->content_type != NULL ? spec->content_type : "");
+		extra[0] = (struct curl_slist){ctype, &extra[1]};
+		extra[1] = (struct curl_slist){"Expect:", headers};
+		headers = &extra[0]; /* the caller's list is not changed */
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 }
 
@@ -626,75 +783,84 @@ fetch_fail(struct fetch_worker *w, struct fetch_xfer *x, CURLcode code,
 	fetch_result_set_error(r, e, msg);
 }
 
-/* Same scheme, host and port: the origin custom headers may go to. */
-static bool
-fetch_same_origin(const char *a, const char *b)
-{
-	static const CURLUPart parts[] = {
-	    CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
-	CURLU *ua = curl_url(), *ub = curl_url();
-	bool same = ua != NULL && ub != NULL &&
-	            curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
-	            curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK;
-	size_t i;
-
-	for (i = 0; same && i < sizeof(parts) / sizeof(parts[0]); i++) {
-		char *pa = NULL, *pb = NULL;
-
-		curl_url_get(ua, parts[i], &pa, CURLU_DEFAULT_PORT);
-		curl_url_get(ub, parts[i], &pb, CURLU_DEFAULT_PORT);
-		same = pa != NULL && pb != NULL && strcasecmp(pa, pb) == 0;
-		curl_free(pa);
-		curl_free(pb);
-	}
-	curl_url_cleanup(ua);
-	curl_url_cleanup(ub);
-	return same;
-}
-
 /*
- * Where the hop that just ended points next: NULL to stop.  Sets an
- * error in r when the redirect must not be followed.
+ * Where the hop that just ended points, if it is to be followed: fills
+ * next and returns 1; 0 to stop here (r may carry an error).  301, 302
+ * and 303 become GET (HEAD stays HEAD) without the body; 307 and 308 keep
+ * the method and the body, but only to the origin the client named.
  */
-static char *
+static int
 fetch_next_hop(struct fetch_worker *w, const struct fetch_spec *spec,
-    const struct config *cfg, struct fetch_result *r)
+    CURLU *origin, const struct fetch_hop *hop, struct fetch_result *r,
+    struct fetch_hop *next)
 {
-	enum fetch_error error;
-	const char *message;
-	char *location = NULL, *next;
+	enum url_verdict verdict;
+	const char *why;
+	char *location = NULL;
 
-	if (!spec->follow_redirects || r->status < 300 || r->status > 399)
-		return NULL;
-	if (curl_easy_getinfo(w->easy, CURLINFO_REDIRECT_URL, &location) !=
+	if (!spec->follow_redirects || r->status < 300 || r->status > 399 ||
+	    curl_easy_getinfo(w->easy, CURLINFO_REDIRECT_URL, &location) !=
 	        CURLE_OK ||
 	    location == NULL)
-		return NULL;
-	if (r->redirects >= cfg->max_redirects) {
+		return 0;
+	if (r->redirects >= w->xfer.cfg->max_redirects) {
 		fetch_result_set_error(
 		    r, FETCH_E_REDIRECT_LIMIT, "maximum redirects followed");
-		return NULL;
+		return 0;
 	}
-	if ((next = request_check_url(location, &error, &message)) == NULL) {
-		fetch_result_set_error(r, error, message);
-		return NULL;
+	*next = *hop;
+	if ((next->url = url_parse(location, &verdict, &why)) == NULL) {
+		fetch_result_set_error(r,
+		    verdict == URL_UNSUPPORTED ? FETCH_E_UNSUPPORTED_SCHEME
+		                               : FETCH_E_INVALID_URL,
+		    why);
+		return 0;
 	}
-	return next;
+	next->with_headers =
+	    hop->with_headers && url_same_origin(origin, next->url);
+	if (r->status <= 303) {
+		next->method =
+		    hop->method == FETCH_HEAD ? FETCH_HEAD : FETCH_GET;
+		next->body = NULL;
+	} else if (hop->body != NULL && !url_same_origin(origin, next->url)) {
+		curl_url_cleanup(next->url);
+		return 0; /* a body never goes to another origin */
+	}
+	if ((next->text = strdup(location)) == NULL) {
+		curl_url_cleanup(next->url);
+		fetch_result_set_error(r, FETCH_E_OTHER, "out of memory");
+		return 0;
+	}
+	return 1;
 }
 
 /* Fresh state for one hop; the result describes the last hop's TLS. */
 static void
 fetch_hop_begin(struct fetch_worker *w, const struct fetch_spec *spec,
-    const struct config *cfg, const atomic_bool *cancel, struct fetch_result *r)
+    const struct config *cfg, const atomic_bool *cancel,
+    struct expect_state *st, struct fetch_result *r)
 {
+	size_t i;
+
 	w->xfer = (struct fetch_xfer){.cfg = cfg,
 	    .cancel = cancel,
 	    .w = w,
 	    .r = r,
+	    .spec = spec,
+	    .expect = st,
 	    .verify = spec->verify_tls,
 	    .start_ns = clock_now_ns()};
 	tls_capture_reset(w->capture);
 	tls_facts_reset(&r->tls);
+	/* only the last hop's body and headers count */
+	if (st != NULL)
+		expect_state_new_hop(st);
+	r->body_len = 0;
+	r->body_truncated = false;
+	for (i = 0; i < r->nheaders; i++) {
+		free(r->headers[i].value);
+		r->headers[i].value = NULL;
+	}
 }
 
 /*
@@ -710,63 +876,269 @@ fetch_tls_failed(struct fetch_worker *w, CURLcode code, struct fetch_result *r)
 	    code == CURLE_PEER_FAILED_VERIFICATION, (int64_t)time(NULL));
 }
 
+/* Run one hop; 0 when it completed, -1 when it failed (r says why). */
+static int
+fetch_hop(struct fetch_worker *w, const struct fetch_hop *hop,
+    const struct fetch_spec *spec, const atomic_bool *cancel,
+    struct expect_state *st, uint64_t end, struct fetch_result *r)
+{
+	struct curl_slist extra[2];
+	uint64_t now = clock_now_ns();
+	char ctype[320];
+	CURLcode code;
+
+	if (atomic_load(cancel)) {
+		fetch_result_set_error(r, FETCH_E_CANCELED, "request canceled");
+		return -1;
+	}
+	if (now + 1000000u > end) {
+		fetch_result_set_error(
+		    r, FETCH_E_TIMEOUT, "timed out before the next hop");
+		return -1;
+	}
+	fetch_hop_begin(w, spec, w->xfer.cfg, cancel, st, r);
+	fetch_setup(w, hop, spec, (long)((end - now) / 1000000u), extra, ctype,
+	    sizeof(ctype));
+	code = curl_easy_perform(w->easy);
+	curl_easy_setopt(w->easy, CURLOPT_CURLU, NULL);
+	curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, NULL);
+	r->bytes = w->xfer.bytes;
+	fetch_collect(w, r);
+	if (code == CURLE_OK)
+		return 0;
+	fetch_fail(w, &w->xfer, code, r);
+	fetch_tls_failed(w, code, r);
+	/* curl keeps the refused connection in its cache */
+	if (w->xfer.blocked_late)
+		fetch_worker_flush(w);
+	return -1;
+}
+
+/* The hops of one attempt, from the client's URL to the last redirect. */
+static void
+fetch_attempt(struct fetch_worker *w, const struct fetch_spec *spec,
+    CURLU *origin, const atomic_bool *cancel, struct expect_state *st,
+    uint64_t end, struct fetch_result *r)
+{
+	struct fetch_hop hop = {.url = origin,
+	                     .method = spec->method,
+	                     .body = spec->body,
+	                     .body_len = spec->body_len,
+	                     .with_headers = true},
+	                 next;
+
+	if ((hop.text = strdup(spec->url)) == NULL) {
+		fetch_result_set_error(r, FETCH_E_OTHER, "out of memory");
+		return;
+	}
+	for (;;) {
+		free(r->effective_url);
+		r->effective_url = hop.text; /* the result owns it now */
+		if (fetch_hop(w, &hop, spec, cancel, st, end, r) == -1 ||
+		    fetch_next_hop(w, spec, origin, &hop, r, &next) == 0)
+			break;
+		if (hop.url != origin)
+			curl_url_cleanup(hop.url);
+		r->redirects++;
+		hop = next;
+	}
+	if (hop.url != origin)
+		curl_url_cleanup(hop.url);
+}
+
+/* A failure another attempt might not meet (RFC 9110 15.6, 15.5.29). */
+static bool
+fetch_retryable(const struct fetch_result *r)
+{
+	switch (r->error) {
+	case FETCH_E_DNS:
+	case FETCH_E_CONNECT:
+	case FETCH_E_TIMEOUT:
+		return true;
+	case FETCH_OK:
+		return r->status == 429 || r->status == 502 ||
+		       r->status == 503 || r->status == 504;
+	default:
+		return false;
+	}
+}
+
+/*
+ * How long to wait before attempt n+1: retry_backoff_ms doubled each
+ * time, the second half of it random (so that many fetches retrying
+ * together spread out), and never less than the server's Retry-After.
+ */
+static uint64_t
+fetch_backoff_ns(
+    struct fetch_worker *w, const struct fetch_spec *spec, unsigned n)
+{
+	uint64_t base = (uint64_t)spec->retry_backoff_ms * CLOCK_NS_PER_MS
+	                << (n > 20 ? 20 : n - 1);
+	curl_off_t after = 0;
+
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	base = base / 2 + (base > 1 ? w->rng % (base / 2 + 1) : 0);
+	if (curl_easy_getinfo(w->easy, CURLINFO_RETRY_AFTER, &after) ==
+	        CURLE_OK &&
+	    after > 0 && (uint64_t)after * 1000000000u > base)
+		base = (uint64_t)after * 1000000000u;
+	return base;
+}
+
+/* Sleep ns, a little at a time; false when canceled or past end. */
+static bool
+fetch_wait(const atomic_bool *cancel, uint64_t ns, uint64_t end)
+{
+	uint64_t until = clock_now_ns() + ns, now;
+	struct timespec step;
+
+	if (until + 1000000u > end)
+		return false; /* no time left for the attempt after it */
+	while ((now = clock_now_ns()) < until) {
+		if (atomic_load(cancel))
+			return false;
+		step.tv_sec = 0;
+		step.tv_nsec =
+		    (long)(until - now < 50000000u ? until - now : 50000000u);
+		nanosleep(&step, NULL);
+	}
+	return true;
+}
+
+/* Start an attempt afresh; queue time and retry waits stay. */
+static void
+fetch_result_next_attempt(struct fetch_result *r)
+{
+	struct fetch_timing keep = {
+	    .queue = r->time.queue, .retry_wait = r->time.retry_wait};
+
+	fetch_result_clear_attempt(r);
+	free(r->message);
+	r->message = NULL;
+	r->error = FETCH_OK;
+	r->status = 0;
+	r->bytes = 0;
+	r->redirects = 0;
+	r->http_version = 0;
+	r->remote_ip[0] = '\0';
+	r->time = keep;
+}
+
+/* The expect verdict on a completed fetch: check_failed when it fails. */
+static void
+fetch_judge(const struct fetch_spec *spec, struct expect_state *st,
+    struct fetch_result *r)
+{
+	struct expect_answer a = {.status = r->status,
+	    .total_ms = r->time.total,
+	    .has_cert = r->tls.used && r->tls.has_cert,
+	    .cert_days_left = (double)r->tls.cert.days_left};
+	char message[256];
+	int n;
+
+	if (spec->expect == NULL || r->error != FETCH_OK)
+		return;
+	r->checked = true;
+	n = expect_verdict(
+	    spec->expect, st, &a, &r->failed, message, sizeof(message));
+	if (n < 0)
+		fetch_result_set_error(r, FETCH_E_OTHER, "out of memory");
+	else if (n > 0) {
+		r->nfailed = (size_t)n;
+		fetch_result_set_error(r, FETCH_E_CHECK_FAILED, message);
+	}
+}
+
+/*
+ * A fetch's own resolve list must neither go into the DNS cache the
+ * workers share, nor use, nor leave behind, a connection to the address
+ * the name has for everybody else: the handle is made afresh, unshared,
+ * before, and made afresh again after.
+ */
+static void
+fetch_isolate(struct fetch_worker *w, const struct fetch_spec *spec)
+{
+	fetch_worker_flush(w);
+	curl_easy_setopt(w->easy, CURLOPT_SHARE, NULL);
+	curl_easy_setopt(w->easy, CURLOPT_RESOLVE, spec->resolve);
+}
+
+/* The captured headers' slots, named by the spec; -1 out of memory. */
+static int
+fetch_result_prepare(const struct fetch_spec *spec, struct fetch_result *r)
+{
+	size_t i;
+
+	if (spec->ncapture_headers == 0)
+		return 0;
+	r->headers = calloc(spec->ncapture_headers, sizeof(*r->headers));
+	if (r->headers == NULL)
+		return -1;
+	r->nheaders = spec->ncapture_headers;
+	for (i = 0; i < r->nheaders; i++)
+		r->headers[i].name = spec->capture_headers[i];
+	return 0;
+}
+
+static void
+fetch_attempts(struct fetch_worker *w, const struct fetch_spec *spec,
+    CURLU *origin, const atomic_bool *cancel, struct expect_state *st,
+    uint64_t end, struct fetch_result *r)
+{
+	uint64_t wait, start;
+
+	for (r->attempts = 1;; r->attempts++) {
+		fetch_attempt(w, spec, origin, cancel, st, end, r);
+		if ((int)r->attempts > spec->retries || !fetch_retryable(r))
+			break;
+		wait = fetch_backoff_ns(w, spec, r->attempts);
+		start = clock_now_ns();
+		if (!fetch_wait(cancel, wait, end))
+			break;
+		r->time.retry_wait += clock_ms_between(start, clock_now_ns());
+		fetch_result_next_attempt(r);
+	}
+	fetch_judge(spec, st, r);
+}
+
 void
 fetch_perform(struct fetch_worker *w, const struct fetch_spec *spec,
     const struct config *cfg, const atomic_bool *cancel, uint64_t deadline_ns,
     struct fetch_result *r)
 {
-	struct curl_slist *headers = spec->headers;
 	uint64_t end = clock_now_ns() + (uint64_t)spec->timeout_ms * 1000000u;
-	enum fetch_error error;
-	const char *message;
-	char *url, *next;
-	CURLcode code;
+	struct expect_state *st = NULL;
+	enum url_verdict verdict;
+	const char *why;
+	CURLU *origin;
 
 	fetch_worker_epoch(w, cfg);
+	w->xfer.cfg = cfg;
 	/* Checked here, not while parsing: on every core, and without
 	 * holding the loop thread for a 100,000-URL request. */
-	if ((url = request_check_url(spec->url, &error, &message)) == NULL) {
-		fetch_result_set_error(r, error, message);
+	if ((origin = url_parse(spec->url, &verdict, &why)) == NULL) {
+		fetch_result_set_error(r,
+		    verdict == URL_UNSUPPORTED ? FETCH_E_UNSUPPORTED_SCHEME
+		                               : FETCH_E_INVALID_URL,
+		    why);
 		return;
 	}
-
 	if (deadline_ns != 0 && deadline_ns < end)
 		end = deadline_ns;
-	while (url != NULL) {
-		struct fetch_xfer *x = &w->xfer;
-		uint64_t now = clock_now_ns();
-
-		free(r->effective_url);
-		r->effective_url = url;
-		if (atomic_load(cancel)) {
-			fetch_result_set_error(
-			    r, FETCH_E_CANCELED, "request canceled");
-			break;
-		}
-		if (now + 1000000u > end) {
-			fetch_result_set_error(r, FETCH_E_TIMEOUT,
-			    "timed out before the next hop");
-			break;
-		}
-		fetch_hop_begin(w, spec, cfg, cancel, r);
-		fetch_setup(
-		    w, url, spec, headers, (long)((end - now) / 1000000u));
-		code = curl_easy_perform(w->easy);
-		r->bytes = x->bytes;
-		fetch_collect(w, r);
-		if (code != CURLE_OK) {
-			fetch_fail(w, x, code, r);
-			fetch_tls_failed(w, code, r);
-			/* curl keeps the refused connection in its cache */
-			if (x->blocked_late)
-				fetch_worker_flush(w);
-			break;
-		}
-		if ((next = fetch_next_hop(w, spec, cfg, r)) == NULL)
-			break;
-		r->redirects++;
-		if (headers != NULL && !fetch_same_origin(spec->url, next))
-			headers = NULL;
-		url = next;
+	if (fetch_result_prepare(spec, r) == -1 ||
+	    (spec->expect != NULL &&
+	        (st = expect_state_new(
+	             spec->expect, (size_t)cfg->max_response_bytes)) == NULL))
+		fetch_result_set_error(r, FETCH_E_OTHER, "out of memory");
+	else {
+		if (spec->resolve != NULL)
+			fetch_isolate(w, spec);
+		fetch_attempts(w, spec, origin, cancel, st, end, r);
+		if (spec->resolve != NULL)
+			fetch_worker_flush(w);
 	}
+	expect_state_free(st);
+	curl_url_cleanup(origin);
 }

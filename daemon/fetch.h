@@ -17,8 +17,8 @@
 #include <stdint.h>
 
 #include <curl/curl.h>
-#include <jansson.h>
 
+#include "expect.h"
 #include "tls.h"
 
 struct config;
@@ -36,31 +36,63 @@ enum fetch_error {
 	FETCH_E_TOO_LARGE,
 	FETCH_E_REDIRECT_LIMIT,
 	FETCH_E_CANCELED,
+	FETCH_E_CHECK_FAILED, /* completed, but an expectation failed */
 	FETCH_E_OTHER,
 	FETCH_E_COUNT
 };
 
-enum fetch_method { FETCH_GET, FETCH_HEAD };
+enum fetch_method {
+	FETCH_GET,
+	FETCH_HEAD,
+	FETCH_POST,
+	FETCH_PUT,
+	FETCH_PATCH,
+	FETCH_DELETE,
+	FETCH_OPTIONS,
+	FETCH_METHOD_COUNT
+};
 
 /*
- * One target, as read by request.c; immutable once built.  Its URL is
- * checked by fetch_perform() (request_check_url()), on the worker.
+ * What one fetch is asked to do; built by request.c, immutable once the
+ * fan-out starts, read by the worker.  The item owns url and headers; the
+ * rest is shared by the items of a request and owned by it (fields.c).
+ * The URL is checked on the worker (url.c), on every hop.
  */
 struct fetch_spec {
-	char *url;  /* as the client gave it; NULL when not a string */
-	json_t *id; /* echoed back; NULL when absent (a reference) */
+	const char *url;            /* as the client gave it */
 	struct curl_slist *headers; /* "Name: value" lines, or NULL */
+	const char *body;           /* request body, or NULL */
+	size_t body_len;
+	const char *content_type; /* of the body, or NULL */
 	int timeout_ms;
 	enum fetch_method method;
 	bool follow_redirects;
-	bool verify_tls;           /* check certificates and host names */
-	enum fetch_error error;    /* set when the item failed parsing */
-	const char *error_message; /* static text for that error */
+	bool verify_tls; /* check certificates and host names */
+	int retries;     /* more attempts after a retryable failure */
+	int retry_backoff_ms;
+	size_t capture;                     /* body bytes to return */
+	const char *const *capture_headers; /* header names to return */
+	size_t ncapture_headers;
+	struct curl_slist *resolve;       /* "host:port:address", or NULL */
+	long ip_resolve;                  /* CURL_IPRESOLVE_* */
+	const struct expect_spec *expect; /* NULL: 200-399 is ok */
 };
+
+/* "GET", "POST", ... */
+const char *fetch_method_name(enum fetch_method method);
+/* May a failed attempt be sent again (RFC 9110 9.2.2)? */
+bool fetch_method_idempotent(enum fetch_method method);
 
 /* Phase durations in milliseconds (see README, "Timings"). */
 struct fetch_timing {
 	double queue, dns, connect, tls, ttfb, transfer, total;
+	double retry_wait; /* between attempts */
+};
+
+/* A response header the spec asked to return (the last value). */
+struct fetch_header {
+	const char *name; /* the spec's spelling */
+	char *value;      /* heap; NULL when absent */
 };
 
 /*
@@ -87,11 +119,23 @@ struct fetch_result {
 	struct fetch_timing time;
 	int http_version;     /* of the last response: 10, 11, 20, 30; 0 none */
 	struct tls_facts tls; /* of the last hop's connection */
+	unsigned attempts;    /* 1, or more after retries */
+	char *body;           /* heap: up to spec->capture bytes, or NULL */
+	size_t body_len;
+	bool body_truncated;          /* the body was longer */
+	struct fetch_header *headers; /* heap, nheaders of them */
+	size_t nheaders;
+	bool checked;                  /* an expect was judged */
+	struct expect_failure *failed; /* heap, nfailed of them */
+	size_t nfailed;
 };
 
 /* "invalid_url", "timeout", ...; NULL for FETCH_OK. */
 const char *fetch_error_code(enum fetch_error error);
-/* Completed and 200 <= status < 400. */
+/*
+ * Completed, and passed: its expect (which then set error on failure),
+ * or, without one, 200 <= status < 400.
+ */
 bool fetch_result_ok(const struct fetch_result *result);
 /* Free the result's strings and zero it. */
 void fetch_result_reset(struct fetch_result *result);
@@ -109,6 +153,11 @@ enum fetch_error fetch_error_from_curl(CURLcode code);
  * 0 when the URL has no such parts (a hint only; never wrong to ignore).
  */
 uint64_t fetch_affinity(const struct fetch_spec *spec);
+/*
+ * The key of the spec's host:port for fetch.max_per_host, or 0; the
+ * same lexical reading as fetch_affinity, without the verify flag.
+ */
+uint64_t fetch_host_key(const struct fetch_spec *spec);
 
 /*
  * The most workers nofile descriptors can carry.  A blocking libcurl
@@ -142,8 +191,8 @@ void fetch_worker_flush(struct fetch_worker *worker);
 unsigned fetch_conn_epoch(const struct config *old, const struct config *cfg);
 
 /*
- * Check spec->url with request_check_url(), then fetch it under cfg's
- * limits, filling result; a URL that fails the check is the result's
+ * Check spec->url (url.c), then fetch it under cfg's limits, with its
+ * retries, filling result; a URL that fails the check is the result's
  * error (invalid_url, unsupported_scheme).  Stops early,
  * as FETCH_E_CANCELED, once *cancel becomes true.  deadline_ns, when not
  * zero, is a monotonic instant no hop may run past.

@@ -6,6 +6,7 @@ daemon_libfanoutd_a_SOURCES = \
 	daemon/expect.c daemon/expect.h \
 	daemon/client.c daemon/client.h \
 	daemon/fanout.c daemon/fanout.h \
+	daemon/fields.c daemon/fields.h \
 	daemon/config.c daemon/config.h \
 	daemon/config_compat.c daemon/config_compat.h \
 	daemon/fetch.c daemon/fetch.h \
@@ -16,7 +17,9 @@ daemon_libfanoutd_a_SOURCES = \
 	daemon/render.c daemon/render.h \
 	daemon/request.c daemon/request.h \
 	daemon/server.c daemon/server.h \
-	daemon/tls.c daemon/tls.h
+	daemon/summary.c daemon/summary.h \
+	daemon/tls.c daemon/tls.h \
+	daemon/url.c daemon/url.h
 daemon_libfanoutd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CURL_CFLAGS) \
 	$(OPENSSL_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) $(PCRE2_CFLAGS) \
 	$(SYSTEMD_CFLAGS)

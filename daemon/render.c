@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "render.h"
 
 #define RENDER_DUMP_FLAGS JSON_COMPACT
@@ -155,10 +157,10 @@ static size_t
 render_time_text(const struct fetch_timing *t, char *buf)
 {
 	const double v[] = {t->queue, t->dns, t->connect, t->tls, t->ttfb,
-	    t->transfer, t->total};
-	static const char *const names[] = {
-	    ",\"time_ms\":{\"queue\":", ",\"dns\":", ",\"connect\":",
-	    ",\"tls\":", ",\"ttfb\":", ",\"transfer\":", ",\"total\":"};
+	    t->transfer, t->total, t->retry_wait};
+	static const char *const names[] = {",\"time_ms\":{\"queue\":",
+	    ",\"dns\":", ",\"connect\":", ",\"tls\":", ",\"ttfb\":",
+	    ",\"transfer\":", ",\"total\":", ",\"retry_wait\":"};
 	char *p = buf;
 	size_t i, n;
 
@@ -584,19 +586,174 @@ render_out_http_version(struct render_out *out, int version)
 	}
 }
 
+static void render_out_ms(struct render_out *out, double ms);
+
+/* len bytes are UTF-8 with no NUL: a JSON string can carry them. */
+static bool
+render_utf8_text(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n, bad;
+
+	while (i < len) {
+		if (p[i] == '\0' || (n = render_utf8_len(p + i, &bad)) == 0 ||
+		    i + n > len)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* The captured body: "body" when it is text, else "body_base64". */
+static void
+render_out_body(struct render_out *out, const struct fetch_result *r)
+{
+	size_t len = r->body_len;
+	unsigned char *b64;
+
+	if (render_utf8_text(r->body != NULL ? r->body : "", len)) {
+		RENDER_OUT_LITERAL(out, ",\"body\":");
+		render_out_json(
+		    out, json_stringn(r->body != NULL ? r->body : "", len));
+	} else if ((b64 = malloc(4 * ((len + 2) / 3) + 1)) != NULL) {
+		EVP_EncodeBlock(b64, (const unsigned char *)r->body, (int)len);
+		RENDER_OUT_LITERAL(out, ",\"body_base64\":");
+		render_out_quoted(out, (const char *)b64, strlen((char *)b64));
+		free(b64);
+	} else
+		out->rc = -1;
+	render_out_text(out, r->body_truncated ? ",\"body_truncated\":true"
+	                                       : ",\"body_truncated\":false");
+}
+
+/* {"name": value or null, ...} for the headers the item asked for. */
+static void
+render_out_headers(struct render_out *out, const struct fetch_result *r)
+{
+	size_t i;
+
+	RENDER_OUT_LITERAL(out, ",\"headers\":{");
+	for (i = 0; i < r->nheaders; i++) {
+		if (i > 0)
+			RENDER_OUT_LITERAL(out, ",");
+		render_out_string(out, r->headers[i].name);
+		RENDER_OUT_LITERAL(out, ":");
+		render_out_string(out, r->headers[i].value);
+	}
+	RENDER_OUT_LITERAL(out, "}");
+}
+
+/* expect.status as the client wrote it; the default rule as "200-399". */
+static void
+render_out_status_entries(
+    struct render_out *out, const struct expect_spec *spec)
+{
+	const struct expect_status_entry *e;
+	size_t n, i;
+
+	e = expect_status_entries(spec, &n);
+	if (n == 0) {
+		RENDER_OUT_LITERAL(out, "[\"200-399\"]");
+		return;
+	}
+	RENDER_OUT_LITERAL(out, "[");
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			RENDER_OUT_LITERAL(out, ",");
+		if (e[i].is_number)
+			render_out_int(out, e[i].lo);
+		else
+			render_out_string(out, e[i].text);
+	}
+	RENDER_OUT_LITERAL(out, "]");
+}
+
+/* What the check of f expected, as the client wrote it. */
+static void
+render_out_expected(struct render_out *out, const struct expect_spec *spec,
+    const struct expect_failure *f)
+{
+	const char *text, *name, *pattern;
+	size_t len;
+
+	switch (f->kind) {
+	case EXPECT_STATUS:
+		render_out_status_entries(out, spec);
+		break;
+	case EXPECT_HEADERS:
+		expect_header(spec, f->entry, &name, &pattern);
+		RENDER_OUT_LITERAL(out, "{");
+		render_out_string(out, name);
+		RENDER_OUT_LITERAL(out, ":");
+		render_out_string(out, pattern);
+		RENDER_OUT_LITERAL(out, "}");
+		break;
+	case EXPECT_MAX_MS:
+	case EXPECT_CERT_DAYS_LEFT:
+		render_out_real(out, expect_limit(spec, f->kind));
+		break;
+	default:
+		text = expect_text(spec, f->kind, f->entry, &len);
+		render_out_json(out, json_stringn(text, len));
+	}
+}
+
+/* [{"check":..,"expected":..,"actual":..}, ...]; actual omitted for the
+ * body checks. */
+static void
+render_out_failed(struct render_out *out, const struct expect_spec *spec,
+    const struct fetch_result *r)
+{
+	const struct expect_failure *f;
+	size_t i;
+
+	RENDER_OUT_LITERAL(out, ",\"failed_checks\":[");
+	for (i = 0; i < r->nfailed; i++) {
+		f = &r->failed[i];
+		RENDER_OUT_LITERAL(out, i > 0 ? ",{\"check\":" : "{\"check\":");
+		render_out_string(out, expect_name(f->kind));
+		RENDER_OUT_LITERAL(out, ",\"expected\":");
+		render_out_expected(out, spec, f);
+		if (f->has_actual) {
+			RENDER_OUT_LITERAL(out, ",\"actual\":");
+			if (f->kind == EXPECT_HEADERS)
+				render_out_string(out, f->actual_str);
+			else if (f->kind == EXPECT_MAX_MS)
+				render_out_ms(out, f->actual_num);
+			else
+				render_out_int(out, (long long)f->actual_num);
+		}
+		RENDER_OUT_LITERAL(out, "}");
+	}
+	RENDER_OUT_LITERAL(out, "]");
+}
+
+/* The fields an item asked for: checks, the body, headers. */
+static void
+render_out_asked(struct render_out *out, const struct fetch_spec *spec,
+    const struct fetch_result *r)
+{
+	if (spec->expect != NULL)
+		render_out_failed(out, spec->expect, r);
+	if (spec->capture > 0)
+		render_out_body(out, r);
+	if (spec->ncapture_headers > 0)
+		render_out_headers(out, r);
+}
+
 void
 render_result_out(struct render_out *out, size_t index,
-    const struct fetch_spec *spec, const struct fetch_result *r)
+    const struct request_item *item, const struct fetch_result *r)
 {
 	char *p;
 
 	RENDER_OUT_LITERAL(out, "{\"index\":");
 	render_out_int(out, (long long)index);
 	RENDER_OUT_LITERAL(out, ",\"url\":");
-	render_out_string(out, spec->url);
-	if (spec->id != NULL) {
+	render_out_string(out, item->url);
+	if (item->id != NULL) {
 		RENDER_OUT_LITERAL(out, ",\"id\":");
-		render_out_value(out, spec->id, 0);
+		render_out_value(out, item->id, 0);
 	}
 	RENDER_OUT_LITERAL(out, ",\"status\":");
 	if (r->status != 0)
@@ -620,92 +777,21 @@ render_result_out(struct render_out *out, size_t index,
 	render_out_http_version(out, r->http_version);
 	RENDER_OUT_LITERAL(out, ",\"tls\":");
 	render_out_tls(out, &r->tls);
+	RENDER_OUT_LITERAL(out, ",\"attempts\":");
+	render_out_int(out, r->attempts > 0 ? r->attempts : 1);
+	render_out_asked(out, &item->fetch, r);
 	RENDER_OUT_LITERAL(out, "}");
 }
 
 int
-render_result(size_t index, const struct fetch_spec *spec,
+render_result(size_t index, const struct request_item *item,
     const struct fetch_result *r, json_dump_callback_t emit, void *data)
 {
 	struct render_out out;
 
 	render_out_init(&out, emit, data);
-	render_result_out(&out, index, spec, r);
+	render_result_out(&out, index, item, r);
 	return render_out_flush(&out);
-}
-
-int
-summary_reserve(struct summary *s, size_t n)
-{
-	size_t i;
-
-	if (n <= SUMMARY_STATUS_INLINE || s->status_table != NULL)
-		return 0;
-	s->status_table = calloc(SUMMARY_STATUS_MAX, sizeof(size_t));
-	if (s->status_table == NULL)
-		return -1;
-	for (i = 0; i < s->nstatuses; i++)
-		s->status_table[s->statuses[i].status] = s->statuses[i].count;
-	s->nstatuses = 0;
-	return 0;
-}
-
-/* Count status in the sorted inline list, or in the table once full. */
-static void
-summary_add_status(struct summary *s, int status)
-{
-	size_t i;
-
-	if (s->status_table != NULL) {
-		s->status_table[status]++;
-		return;
-	}
-	for (i = 0; i < s->nstatuses && s->statuses[i].status < status; i++)
-		;
-	if (i < s->nstatuses && s->statuses[i].status == status) {
-		s->statuses[i].count++;
-		return;
-	}
-	if (s->nstatuses == SUMMARY_STATUS_INLINE) {
-		if (summary_reserve(s, SUMMARY_STATUS_INLINE + 1) == 0)
-			s->status_table[status]++;
-		return;
-	}
-	memmove(&s->statuses[i + 1], &s->statuses[i],
-	    (s->nstatuses - i) * sizeof(s->statuses[0]));
-	s->statuses[i].status = status;
-	s->statuses[i].count = 1;
-	s->nstatuses++;
-}
-
-void
-summary_add(struct summary *s, const struct fetch_result *r)
-{
-	s->total++;
-	if (fetch_result_ok(r))
-		s->ok++;
-	else
-		s->failed++;
-	if (r->status > 0 && r->status < SUMMARY_STATUS_MAX)
-		summary_add_status(s, (int)r->status);
-	/* render names an unknown error "other", so count it as that */
-	if ((unsigned)r->error >= FETCH_E_COUNT)
-		s->error_counts[FETCH_E_OTHER]++;
-	else if (r->error != FETCH_OK)
-		s->error_counts[r->error]++;
-	if (r->tls.used && r->tls.has_cert &&
-	    (!s->has_cert_expiry ||
-	        r->tls.cert.not_after < s->earliest_cert_expiry)) {
-		s->has_cert_expiry = true;
-		s->earliest_cert_expiry = r->tls.cert.not_after;
-	}
-}
-
-void
-summary_reset(struct summary *s)
-{
-	free(s->status_table);
-	memset(s, 0, sizeof(*s));
 }
 
 /* One "status":count member; first says whether a comma goes before. */
@@ -846,11 +932,11 @@ render_answer_open(struct render_out *out)
 
 void
 render_answer_item(struct render_out *out, bool first, size_t index,
-    const struct fetch_spec *spec, const struct fetch_result *result)
+    const struct request_item *item, const struct fetch_result *result)
 {
 	if (!first)
 		RENDER_OUT_LITERAL(out, ",");
-	render_result_out(out, index, spec, result);
+	render_result_out(out, index, item, result);
 }
 
 void
@@ -862,10 +948,10 @@ render_answer_close(struct render_out *out, const struct summary *summary)
 }
 
 void
-render_line(struct render_out *out, size_t index, const struct fetch_spec *spec,
-    const struct fetch_result *result)
+render_line(struct render_out *out, size_t index,
+    const struct request_item *item, const struct fetch_result *result)
 {
-	render_result_out(out, index, spec, result);
+	render_result_out(out, index, item, result);
 	RENDER_OUT_LITERAL(out, "\n");
 }
 

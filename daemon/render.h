@@ -14,42 +14,8 @@
 #include <jansson.h>
 
 #include "fetch.h"
-
-/*
- * Running counts for a fan-out's "summary".  A zeroed struct is an empty
- * summary.  Distinct statuses are kept in a short sorted list while they
- * fit, so that a small fan-out needs no table of every status; after
- * that in status_table, which summary_reserve() allocates up front.
- */
-/* Statuses 1..999 are counted: curl reports any three-digit status. */
-#define SUMMARY_STATUS_MAX    1000
-#define SUMMARY_STATUS_INLINE 8
-
-struct summary_status {
-	int status;
-	size_t count;
-};
-
-struct summary {
-	size_t total, ok, failed;
-	size_t error_counts[FETCH_E_COUNT];
-	size_t nstatuses; /* used entries of statuses, ascending */
-	struct summary_status statuses[SUMMARY_STATUS_INLINE];
-	size_t *status_table; /* heap, SUMMARY_STATUS_MAX counts, or NULL */
-	double elapsed_ms;
-	bool has_cert_expiry;         /* some result had a certificate */
-	int64_t earliest_cert_expiry; /* the smallest not_after among them */
-};
-
-/* Make room for the statuses of n results; 0, or -1 out of memory. */
-int summary_reserve(struct summary *summary, size_t n);
-/*
- * Count one result.  Without summary_reserve() a status beyond the
- * inline list needs an allocation, and is not counted if that fails.
- */
-void summary_add(struct summary *summary, const struct fetch_result *result);
-/* Free the status table and zero the summary. */
-void summary_reset(struct summary *summary);
+#include "request.h"
+#include "summary.h"
 
 /*
  * Text on its way to an emit callback, gathered so that a whole small
@@ -76,12 +42,12 @@ int render_out_flush(struct render_out *out);
 
 /* The result object for item index, compact. */
 void render_result_out(struct render_out *out, size_t index,
-    const struct fetch_spec *spec, const struct fetch_result *result);
+    const struct request_item *item, const struct fetch_result *result);
 /* The summary object, compact. */
 void render_summary_out(struct render_out *out, const struct summary *summary);
 
 /* The same, each emitted in one piece; 0 or -1. */
-int render_result(size_t index, const struct fetch_spec *spec,
+int render_result(size_t index, const struct request_item *item,
     const struct fetch_result *result, json_dump_callback_t emit, void *data);
 int render_summary(
     const struct summary *summary, json_dump_callback_t emit, void *data);
@@ -96,11 +62,11 @@ int render_dump(json_t *value, json_dump_callback_t emit, void *data);
  */
 void render_answer_open(struct render_out *out);
 void render_answer_item(struct render_out *out, bool first, size_t index,
-    const struct fetch_spec *spec, const struct fetch_result *result);
+    const struct request_item *item, const struct fetch_result *result);
 void render_answer_close(struct render_out *out, const struct summary *summary);
 /* NDJSON: one result line, and the closing {"summary":...} line. */
 void render_line(struct render_out *out, size_t index,
-    const struct fetch_spec *spec, const struct fetch_result *result);
+    const struct request_item *item, const struct fetch_result *result);
 void render_summary_line(struct render_out *out, const struct summary *summary);
 
 /*

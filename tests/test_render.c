@@ -58,7 +58,7 @@ assert_summary(const struct summary *s, const char *want)
 
 /* The text render_result writes for item index. */
 static void
-assert_result(size_t index, const struct fetch_spec *spec,
+assert_result(size_t index, const struct request_item *spec,
     const struct fetch_result *r, const char *want)
 {
 	struct sink sink = {.len = 0};
@@ -70,7 +70,7 @@ assert_result(size_t index, const struct fetch_spec *spec,
 /* render_result's text, parsed back: every answer must be valid JSON. */
 static json_t *
 result_json(
-    size_t index, const struct fetch_spec *spec, const struct fetch_result *r)
+    size_t index, const struct request_item *spec, const struct fetch_result *r)
 {
 	struct sink sink = {.len = 0};
 	json_error_t error;
@@ -101,7 +101,7 @@ result_ok(void)
 
 START_TEST(success_has_every_field_in_order)
 {
-	struct fetch_spec spec = {.url = "http://a.example/"};
+	struct request_item spec = {.url = (char *)("http://a.example/")};
 	struct fetch_result r = result_ok();
 
 	spec.id = json_string("x1");
@@ -111,8 +111,9 @@ START_TEST(success_has_every_field_in_order)
 	    "\"redirects\":1,\"effective_url\":\"http://a.example/b\","
 	    "\"remote_ip\":\"127.0.0.1\",\"time_ms\":{\"queue\":0.01,"
 	    "\"dns\":0.2,\"connect\":0.1,\"tls\":0.0,\"ttfb\":3.2,"
-	    "\"transfer\":0.1,\"total\":3.612},\"http_version\":\"1.1\","
-	    "\"tls\":null}");
+	    "\"transfer\":0.1,\"total\":3.612,\"retry_wait\":0.0},\"http_"
+	    "version\":\"1.1\","
+	    "\"tls\":null,\"attempts\":1}");
 	json_decref(spec.id);
 }
 END_TEST
@@ -123,7 +124,7 @@ START_TEST(a_tls_failure_has_its_reason_and_certificate)
 	static char san[] = "c.example\0"
 	                    "10.0.0.1\0"
 	                    "::1";
-	struct fetch_spec spec = {.url = "https://c.example/"};
+	struct request_item spec = {.url = (char *)("https://c.example/")};
 	struct fetch_result r = {
 	    .error = FETCH_E_TLS,
 	    .message = "SSL certificate problem: certificate has expired",
@@ -148,13 +149,13 @@ START_TEST(a_tls_failure_has_its_reason_and_certificate)
 	    "\"reason\":\"expired\"},\"bytes\":0,\"redirects\":0,"
 	    "\"effective_url\":null,\"remote_ip\":null,\"time_ms\":{"
 	    "\"queue\":0.0,\"dns\":0.0,\"connect\":0.5,\"tls\":2.25,"
-	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":2.75},"
+	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":2.75,\"retry_wait\":0.0},"
 	    "\"http_version\":null,\"tls\":{\"version\":null,"
 	    "\"cipher\":null,\"verified\":false,\"cert\":{"
 	    "\"subject\":\"CN=c.example,O=Ex \\\"1\\\"\",\"issuer\":\"CN=CA\","
 	    "\"serial\":\"2002\",\"not_before\":\"2020-09-13T12:26:40Z\","
 	    "\"not_after\":\"2023-11-14T22:13:20Z\",\"days_left\":-3,"
-	    "\"san\":[\"c.example\",\"10.0.0.1\",\"::1\"]}}}");
+	    "\"san\":[\"c.example\",\"10.0.0.1\",\"::1\"]}},\"attempts\":1}");
 	/* a tls error with no reason known says handshake */
 	r.tls.reason = TLS_REASON_NONE;
 	r.tls.has_cert = false;
@@ -166,15 +167,15 @@ START_TEST(a_tls_failure_has_its_reason_and_certificate)
 	    "\"reason\":\"handshake\"},\"bytes\":0,\"redirects\":0,"
 	    "\"effective_url\":null,\"remote_ip\":null,\"time_ms\":{"
 	    "\"queue\":0.0,\"dns\":0.0,\"connect\":0.5,\"tls\":2.25,"
-	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":2.75},"
-	    "\"http_version\":null,\"tls\":null}");
+	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":2.75,\"retry_wait\":0.0},"
+	    "\"http_version\":null,\"tls\":null,\"attempts\":1}");
 }
 END_TEST
 
 /* A verified HTTP/2 connection; no certificate seen shows as null. */
 START_TEST(a_tls_success_has_version_cipher_and_verified)
 {
-	struct fetch_spec spec = {.url = "https://d.example/"};
+	struct request_item spec = {.url = (char *)("https://d.example/")};
 	struct fetch_result r = {
 	    .status = 204,
 	    .http_version = 20,
@@ -206,7 +207,7 @@ END_TEST
 
 START_TEST(failure_has_nulls_and_an_error_object)
 {
-	struct fetch_spec spec = {.url = "http://b.example/"};
+	struct request_item spec = {.url = (char *)("http://b.example/")};
 	struct fetch_result r = {
 	    .error = FETCH_E_TIMEOUT,
 	    .message = "Operation timed out after 1000 milliseconds",
@@ -219,14 +220,15 @@ START_TEST(failure_has_nulls_and_an_error_object)
 	    "\"Operation timed out after 1000 milliseconds\"},\"bytes\":0,"
 	    "\"redirects\":0,\"effective_url\":null,\"remote_ip\":null,"
 	    "\"time_ms\":{\"queue\":0.5,\"dns\":0.0,\"connect\":0.0,"
-	    "\"tls\":0.0,\"ttfb\":0.0,\"transfer\":0.0,\"total\":1000.25},"
-	    "\"http_version\":null,\"tls\":null}");
+	    "\"tls\":0.0,\"ttfb\":0.0,\"transfer\":0.0,\"total\":1000.25,"
+	    "\"retry_wait\":0.0},"
+	    "\"http_version\":null,\"tls\":null,\"attempts\":1}");
 }
 END_TEST
 
 START_TEST(invalid_item_has_null_url_and_empty_message)
 {
-	struct fetch_spec spec = {.url = NULL};
+	struct request_item spec = {.url = (char *)(NULL)};
 	struct fetch_result r = {.error = FETCH_E_INVALID_URL};
 
 	spec.id = json_pack("{s:[i,n]}", "k", 1);
@@ -236,8 +238,8 @@ START_TEST(invalid_item_has_null_url_and_empty_message)
 	    "\"invalid_url\",\"message\":\"\"},\"bytes\":0,\"redirects\":0,"
 	    "\"effective_url\":null,\"remote_ip\":null,\"time_ms\":{"
 	    "\"queue\":0.0,\"dns\":0.0,\"connect\":0.0,\"tls\":0.0,"
-	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":0.0},"
-	    "\"http_version\":null,\"tls\":null}");
+	    "\"ttfb\":0.0,\"transfer\":0.0,\"total\":0.0,\"retry_wait\":0.0},"
+	    "\"http_version\":null,\"tls\":null,\"attempts\":1}");
 	json_decref(spec.id);
 }
 END_TEST
@@ -435,7 +437,7 @@ END_TEST
 static char *
 rendered_message(const char *in)
 {
-	struct fetch_spec spec = {.url = "http://a.example/"};
+	struct request_item spec = {.url = (char *)("http://a.example/")};
 	struct fetch_result r = {.error = FETCH_E_OTHER, .message = (char *)in};
 	json_t *o = result_json(0, &spec, &r);
 	char *out = strdup(json_string_value(
@@ -527,7 +529,7 @@ END_TEST
 static json_t *
 result_field(const struct fetch_result *r, const char *key)
 {
-	struct fetch_spec spec = {.url = "http://a.example/"};
+	struct request_item spec = {.url = (char *)("http://a.example/")};
 	json_t *o = result_json(0, &spec, r), *v;
 
 	ck_assert_ptr_nonnull(o);
@@ -584,7 +586,7 @@ START_TEST(every_error_has_its_code)
 {
 	static const char *codes[FETCH_E_COUNT] = {NULL, "invalid_url",
 	    "unsupported_scheme", "blocked", "dns", "connect", "tls", "timeout",
-	    "too_large", "redirect_limit", "canceled", "other"};
+	    "too_large", "redirect_limit", "canceled", "check_failed", "other"};
 	int e;
 
 	for (e = FETCH_OK + 1; e < FETCH_E_COUNT; e++) {
@@ -610,13 +612,14 @@ START_TEST(times_are_rounded_to_three_decimals)
 
 	assert_dump(result_field(&r, "time_ms"),
 	    "{\"queue\":2.718,\"dns\":0.0,\"connect\":0.013,\"tls\":0.0,"
-	    "\"ttfb\":0.0,\"transfer\":60000.0,\"total\":123456.789}");
+	    "\"ttfb\":0.0,\"transfer\":60000.0,\"total\":123456.789,\"retry_"
+	    "wait\":0.0}");
 }
 END_TEST
 
 START_TEST(outside_text_with_bad_utf8_stays_valid_json)
 {
-	struct fetch_spec spec = {.url = "http://a.example/"};
+	struct request_item spec = {.url = (char *)("http://a.example/")};
 	struct fetch_result r = {
 	    .error = FETCH_E_OTHER,
 	    .message = "bad \xff byte",
@@ -680,7 +683,7 @@ START_TEST(any_strings_and_numbers_round_trip_through_jansson)
 	int i;
 
 	for (i = 0; i < 5000; i++) {
-		struct fetch_spec spec = {.url = url};
+		struct request_item spec = {.url = (char *)(url)};
 		struct fetch_result r = {
 		    .error = i % 3 == 0 ? FETCH_E_CONNECT : FETCH_OK,
 		    .status = rand_r(&seed) % 600,

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "request.h"
+#include "url.h"
 
 static struct config *cfg;
 
@@ -85,23 +86,32 @@ curl_normalised(const char *url)
 
 /*
  * An item's verdict, as the client sees it: its parse error, or else what
- * request_check_url() says of its URL on the worker.  Returns the checked
+ * url_parse() says of its URL on the worker.  Returns the checked
  * URL (heap) or NULL.
  */
 static char *
-verdict(const struct fetch_spec *item, enum fetch_error *error,
+verdict(const struct request_item *item, enum fetch_error *error,
     const char **message)
 {
+	enum url_verdict v;
+	CURLU *h;
+
 	*error = item->error;
 	*message = item->error_message;
 	if (item->error != FETCH_OK)
 		return NULL;
-	return request_check_url(item->url, error, message);
+	if ((h = url_parse(item->url, &v, message)) == NULL) {
+		*error = v == URL_UNSUPPORTED ? FETCH_E_UNSUPPORTED_SCHEME
+		                              : FETCH_E_INVALID_URL;
+		return NULL;
+	}
+	curl_url_cleanup(h);
+	return strdup(item->url);
 }
 
 /* Valid: fetched as given, and curl will fetch target. */
 static void
-assert_valid(const struct fetch_spec *item, const char *target)
+assert_valid(const struct request_item *item, const char *target)
 {
 	enum fetch_error error;
 	const char *message;
@@ -117,7 +127,7 @@ assert_valid(const struct fetch_spec *item, const char *target)
 }
 
 static void
-assert_invalid(const struct fetch_spec *item, enum fetch_error error)
+assert_invalid(const struct request_item *item, enum fetch_error error)
 {
 	enum fetch_error got;
 	const char *message;
@@ -126,20 +136,20 @@ assert_invalid(const struct fetch_spec *item, enum fetch_error error)
 	ck_assert_msg(got == error, "item %s: error %d, want %d",
 	    item->url ? item->url : "(null)", got, error);
 	if (item->error != FETCH_OK)
-		ck_assert_ptr_null(item->headers);
+		ck_assert_ptr_null(item->fetch.headers);
 	ck_assert_ptr_nonnull(message);
 	ck_assert_msg(message[0] != '\0', "empty message");
 }
 
 /* The header list as "a|b|c", for one comparison. */
 static void
-assert_headers(const struct fetch_spec *item, const char *want)
+assert_headers(const struct request_item *item, const char *want)
 {
 	char got[1024] = "";
 	size_t used = 0;
 	const struct curl_slist *h;
 
-	for (h = item->headers; h != NULL; h = h->next) {
+	for (h = item->fetch.headers; h != NULL; h = h->next) {
 		int n = snprintf(got + used, sizeof(got) - used, "%s%s",
 		    used ? "|" : "", h->data);
 
@@ -223,11 +233,12 @@ START_TEST(json_array_of_strings_takes_config_defaults)
 	assert_valid(&spec->items[1], "https://B.example:8443/");
 	ck_assert_str_eq(spec->items[1].url, "HTTPS://B.example:8443");
 	for (i = 0; i < spec->count; i++) {
-		ck_assert_int_eq(spec->items[i].timeout_ms, cfg->timeout_ms);
-		ck_assert(
-		    spec->items[i].follow_redirects == cfg->follow_redirects);
-		ck_assert_int_eq(spec->items[i].method, FETCH_GET);
-		ck_assert_ptr_null(spec->items[i].headers);
+		ck_assert_int_eq(
+		    spec->items[i].fetch.timeout_ms, cfg->timeout_ms);
+		ck_assert(spec->items[i].fetch.follow_redirects ==
+		          cfg->follow_redirects);
+		ck_assert_int_eq(spec->items[i].fetch.method, FETCH_GET);
+		ck_assert_ptr_null(spec->items[i].fetch.headers);
 		ck_assert_ptr_null(spec->items[i].id);
 	}
 	request_spec_free(spec);
@@ -247,13 +258,14 @@ START_TEST(object_form_sets_every_request_field)
 	ck_assert_uint_eq(spec->count, 2);
 	for (i = 0; i < spec->count; i++) {
 		ck_assert_int_eq(spec->items[i].error, FETCH_OK);
-		ck_assert_int_eq(spec->items[i].timeout_ms, 500);
-		ck_assert(!spec->items[i].follow_redirects);
-		ck_assert_int_eq(spec->items[i].method, FETCH_HEAD);
+		ck_assert_int_eq(spec->items[i].fetch.timeout_ms, 500);
+		ck_assert(!spec->items[i].fetch.follow_redirects);
+		ck_assert_int_eq(spec->items[i].fetch.method, FETCH_HEAD);
 		assert_headers(&spec->items[i], "X-A: 1|Accept: text/html");
 	}
 	/* each item owns its own list */
-	ck_assert_ptr_ne(spec->items[0].headers, spec->items[1].headers);
+	ck_assert_ptr_ne(
+	    spec->items[0].fetch.headers, spec->items[1].fetch.headers);
 	request_spec_free(spec);
 }
 END_TEST
@@ -270,13 +282,13 @@ START_TEST(item_fields_override_request_fields)
 	    " \"headers\": {\"X-A\": \"1\", \"Accept\": \"text/html\"}}");
 
 	ck_assert_uint_eq(spec->count, 2);
-	ck_assert_int_eq(spec->items[0].method, FETCH_GET);
-	ck_assert_int_eq(spec->items[0].timeout_ms, 200);
-	ck_assert(spec->items[0].follow_redirects);
+	ck_assert_int_eq(spec->items[0].fetch.method, FETCH_GET);
+	ck_assert_int_eq(spec->items[0].fetch.timeout_ms, 200);
+	ck_assert(spec->items[0].fetch.follow_redirects);
 	/* same name in another case: the item's value wins, once */
 	assert_headers(&spec->items[0], "Accept: text/html|x-a: 2|X-B: 3");
-	ck_assert_int_eq(spec->items[1].method, FETCH_HEAD);
-	ck_assert_int_eq(spec->items[1].timeout_ms, 500);
+	ck_assert_int_eq(spec->items[1].fetch.method, FETCH_HEAD);
+	ck_assert_int_eq(spec->items[1].fetch.timeout_ms, 500);
 	assert_headers(&spec->items[1], "X-A: 1|Accept: text/html");
 	request_spec_free(spec);
 }
@@ -289,16 +301,16 @@ START_TEST(request_fields_override_config)
 	cfg->follow_redirects = true;
 	spec = parse("application/json",
 	    "{\"urls\": [\"http://a.example/\"], \"follow_redirects\": false}");
-	ck_assert(!spec->items[0].follow_redirects);
-	ck_assert_int_eq(spec->items[0].timeout_ms, cfg->timeout_ms);
+	ck_assert(!spec->items[0].fetch.follow_redirects);
+	ck_assert_int_eq(spec->items[0].fetch.timeout_ms, cfg->timeout_ms);
 	request_spec_free(spec);
 	cfg->follow_redirects = false;
 	spec = parse("application/json",
 	    "{\"urls\": [\"http://a.example/\"], \"follow_redirects\": true}");
-	ck_assert(spec->items[0].follow_redirects);
+	ck_assert(spec->items[0].fetch.follow_redirects);
 	request_spec_free(spec);
 	spec = parse("application/json", "[\"http://a.example/\"]");
-	ck_assert(!spec->items[0].follow_redirects);
+	ck_assert(!spec->items[0].fetch.follow_redirects);
 	request_spec_free(spec);
 }
 END_TEST
@@ -309,25 +321,25 @@ START_TEST(verify_tls_comes_from_config_request_and_item)
 	struct request_spec *spec;
 
 	spec = parse("application/json", "[\"https://a.example/\"]");
-	ck_assert(spec->items[0].verify_tls);
+	ck_assert(spec->items[0].fetch.verify_tls);
 	request_spec_free(spec);
 	spec = parse("application/json",
 	    "{\"urls\": [\"https://a.example/\", {\"url\": "
 	    "\"https://b.example/\", \"verify_tls\": true}],"
 	    " \"verify_tls\": false}");
-	ck_assert(!spec->items[0].verify_tls);
-	ck_assert(spec->items[1].verify_tls);
+	ck_assert(!spec->items[0].fetch.verify_tls);
+	ck_assert(spec->items[1].fetch.verify_tls);
 	ck_assert_int_eq(spec->items[1].error, FETCH_OK);
 	request_spec_free(spec);
 	cfg->verify_tls = false;
 	spec = parse("application/json",
 	    "[\"https://a.example/\", {\"url\": \"https://b.example/\", "
 	    "\"verify_tls\": true}]");
-	ck_assert(!spec->items[0].verify_tls);
-	ck_assert(spec->items[1].verify_tls);
+	ck_assert(!spec->items[0].fetch.verify_tls);
+	ck_assert(spec->items[1].fetch.verify_tls);
 	request_spec_free(spec);
 	spec = parse("text/plain", "https://a.example/\n");
-	ck_assert(!spec->items[0].verify_tls);
+	ck_assert(!spec->items[0].fetch.verify_tls);
 	request_spec_free(spec);
 	spec = parse("application/json",
 	    "[{\"url\": \"https://a.example/\", \"verify_tls\": 1}]");
@@ -349,15 +361,15 @@ START_TEST(timeouts_are_capped_by_config)
 	    " {\"url\": \"http://d.example/\", \"timeout_ms\": 0},"
 	    " {\"url\": \"http://e.example/\", \"timeout_ms\": 1.5}],"
 	    " \"timeout_ms\": 5000}");
-	ck_assert_int_eq(spec->items[0].timeout_ms, 1000);
-	ck_assert_int_eq(spec->items[1].timeout_ms, 1000);
-	ck_assert_int_eq(spec->items[2].timeout_ms, 1);
+	ck_assert_int_eq(spec->items[0].fetch.timeout_ms, 1000);
+	ck_assert_int_eq(spec->items[1].fetch.timeout_ms, 1000);
+	ck_assert_int_eq(spec->items[2].fetch.timeout_ms, 1);
 	assert_invalid(&spec->items[3], FETCH_E_INVALID_URL);
 	assert_invalid(&spec->items[4], FETCH_E_INVALID_URL);
 	request_spec_free(spec);
 	spec = parse("application/json",
 	    "{\"urls\": [\"http://a.example/\"], \"timeout_ms\": 250}");
-	ck_assert_int_eq(spec->items[0].timeout_ms, 250);
+	ck_assert_int_eq(spec->items[0].fetch.timeout_ms, 250);
 	request_spec_free(spec);
 }
 END_TEST
@@ -438,7 +450,7 @@ START_TEST(envelope_errors_are_400)
 	    {"{\"urls\": [], \"follow_redirects\": 1}", "follow_redirects"},
 	    {"{\"urls\": [], \"follow_redirects\": \"yes\"}",
 	        "follow_redirects"},
-	    {"{\"urls\": [], \"method\": \"POST\"}", "method"},
+	    {"{\"urls\": [], \"method\": \"FROB\"}", "method"},
 	    {"{\"urls\": [], \"method\": \"get\"}", "method"},
 	    {"{\"urls\": [], \"method\": 1}", "method"},
 	    {"{\"urls\": [], \"method\": \"GET\\u0000\"}", "method"},
@@ -531,11 +543,18 @@ START_TEST(each_item_is_validated_alone)
 	    {"\"http://a.example/\\u0000x\"", FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"bogus\": 1}",
 	        FETCH_E_INVALID_URL},
-	    {"{\"url\": \"http://a.example/\", \"method\": \"PUT\"}",
+	    {"{\"url\": \"http://a.example/\", \"method\": \"FROB\"}",
+	        FETCH_E_INVALID_URL},
+	    {"{\"url\": \"http://a.example/\", \"body\": \"x\"}",
+	        FETCH_E_INVALID_URL},
+	    {"{\"url\": \"http://a.example/\", \"method\": \"POST\", "
+	     "\"retries\": 1}",
+	        FETCH_E_INVALID_URL},
+	    {"{\"url\": \"http://a.example/\", \"module\": \"nope\"}",
 	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"timeout_ms\": \"1\"}",
 	        FETCH_E_INVALID_URL},
-	    {"{\"url\": \"http://a.example/\", \"follow_redirects\": true}",
+	    {"{\"url\": \"http://a.example/\", \"follow_redirects\": 1}",
 	        FETCH_E_INVALID_URL},
 	    {"{\"url\": \"http://a.example/\", \"headers\": []}",
 	        FETCH_E_INVALID_URL},
@@ -588,8 +607,8 @@ START_TEST(item_errors_carry_a_message)
 	/* curl_url_strerror's text, from the check on the worker */
 	ck_assert_ptr_null(verdict(&spec->items[3], &error, &message));
 	ck_assert_ptr_nonnull(strstr(message, "ort"));
-	ck_assert_str_eq(
-	    spec->items[4].error_message, "header name is not a token");
+	ck_assert_str_eq(spec->items[4].error_message,
+	    "\"headers\" a header name is not a token");
 	ck_assert_str_eq(spec->items[4].url, "http://a.example/");
 	request_spec_free(spec);
 }
@@ -669,8 +688,9 @@ START_TEST(text_plain_skips_blanks_and_comments)
 	assert_invalid(&spec->items[2], FETCH_E_INVALID_URL);
 	ck_assert_str_eq(spec->items[2].url, "not a url");
 	assert_valid(&spec->items[3], "http://c.example/");
-	ck_assert_int_eq(spec->items[3].timeout_ms, cfg->timeout_ms);
-	ck_assert(spec->items[3].follow_redirects == cfg->follow_redirects);
+	ck_assert_int_eq(spec->items[3].fetch.timeout_ms, cfg->timeout_ms);
+	ck_assert(
+	    spec->items[3].fetch.follow_redirects == cfg->follow_redirects);
 	request_spec_free(spec);
 }
 END_TEST
@@ -782,37 +802,6 @@ START_TEST(ids_are_kept_for_valid_and_invalid_items)
 }
 END_TEST
 
-START_TEST(check_url_accepts_and_refuses)
-{
-	enum fetch_error error;
-	const char *message;
-	char *url;
-
-	/* Accepted URLs pass as given: curl parses them again, the same way,
-	 * and the target policy sees the address, not the spelling. */
-	url = request_check_url("HTTP://Example.COM", &error, &message);
-	ck_assert_str_eq(url, "HTTP://Example.COM");
-	ck_assert_int_eq(error, FETCH_OK);
-	free(url);
-	url = request_check_url("http://0xa9fea9fe/", &error, &message);
-	ck_assert_str_eq(url, "http://0xa9fea9fe/");
-	free(url);
-	url = request_check_url("https://[::1]:8443/p?q#f", &error, &message);
-	ck_assert_str_eq(url, "https://[::1]:8443/p?q#f");
-	free(url);
-	ck_assert_ptr_null(request_check_url("dict://a/", &error, &message));
-	ck_assert_int_eq(error, FETCH_E_UNSUPPORTED_SCHEME);
-	ck_assert_ptr_null(request_check_url("a.example", &error, &message));
-	ck_assert_int_eq(error, FETCH_E_INVALID_URL);
-	ck_assert_ptr_nonnull(message);
-	ck_assert_ptr_null(
-	    request_check_url("http://a:b@c/", &error, &message));
-	ck_assert_int_eq(error, FETCH_E_INVALID_URL);
-	ck_assert_ptr_null(request_check_url("http://c/\r", &error, &message));
-	ck_assert_int_eq(error, FETCH_E_INVALID_URL);
-}
-END_TEST
-
 START_TEST(free_accepts_null)
 {
 	request_spec_free(NULL);
@@ -852,7 +841,6 @@ request_suite(void)
 	tcase_add_test(tc, more_than_max_urls_is_413);
 	tcase_add_test(tc, empty_lists_are_valid);
 	tcase_add_test(tc, ids_are_kept_for_valid_and_invalid_items);
-	tcase_add_test(tc, check_url_accepts_and_refuses);
 	tcase_add_test(tc, free_accepts_null);
 	suite_add_tcase(s, tc);
 	return s;

@@ -19,9 +19,11 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "fetch.h"
 #include "render.h"
+#include "request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -208,7 +210,7 @@ in_json(struct input *in, int depth)
 }
 
 struct item {
-	struct fetch_spec spec;
+	struct request_item spec;
 	struct fetch_result result;
 };
 
@@ -262,6 +264,18 @@ in_tls(struct input *in, struct tls_facts *f)
 		in_cert(in, &f->cert);
 }
 
+/* A captured body of any bytes, maybe NULs, maybe cut short. */
+static void
+in_body(struct input *in, struct item *it)
+{
+	it->spec.fetch.capture = 1 + in_byte(in);
+	it->result.body = in_text(in);
+	it->result.body_len = strlen(it->result.body);
+	if (it->result.body_len > 0 && in_byte(in) & 1)
+		it->result.body[in_byte(in) % it->result.body_len] = '\0';
+	it->result.body_truncated = in_byte(in) & 1;
+}
+
 static void
 in_item(struct input *in, struct item *it)
 {
@@ -292,9 +306,13 @@ in_item(struct input *in, struct item *it)
 	it->result.time.ttfb = in_double(in);
 	it->result.time.transfer = in_double(in);
 	it->result.time.total = in_double(in);
+	it->result.time.retry_wait = in_double(in);
+	it->result.attempts = in_byte(in) % 7;
 	it->result.http_version = versions[in_byte(in) % 6];
 	if (flags & 32)
 		in_tls(in, &it->result.tls);
+	if (flags & 64)
+		in_body(in, it);
 }
 
 static void
@@ -304,6 +322,7 @@ item_free(struct item *it)
 	json_decref(it->spec.id);
 	free(it->result.message);
 	free(it->result.effective_url);
+	free(it->result.body);
 	tls_facts_reset(&it->result.tls);
 }
 
@@ -405,7 +424,7 @@ utf8_fix(const char *text, size_t *outlen)
 
 /* got is text (or null for NULL) after the U+FFFD rule. */
 static void
-expect_text(json_t *got, const char *text, const char *what)
+want_text(json_t *got, const char *text, const char *what)
 {
 	size_t len;
 	char *want;
@@ -507,7 +526,7 @@ error_code(enum fetch_error e)
 {
 	static const char *const codes[FETCH_E_COUNT] = {NULL, "invalid_url",
 	    "unsupported_scheme", "blocked", "dns", "connect", "tls", "timeout",
-	    "too_large", "redirect_limit", "canceled", "other"};
+	    "too_large", "redirect_limit", "canceled", "check_failed", "other"};
 
 	return (unsigned)e < FETCH_E_COUNT ? codes[e] : "other";
 }
@@ -516,7 +535,7 @@ static void
 check_times(json_t *t, const struct fetch_timing *time)
 {
 	static const char *const keys[] = {"queue", "dns", "connect", "tls",
-	    "ttfb", "transfer", "total", NULL};
+	    "ttfb", "transfer", "total", "retry_wait", NULL};
 
 	expect_keys(t, keys, "time_ms keys");
 	expect_ms(json_object_get(t, "queue"), time->queue, "time_ms.queue");
@@ -528,6 +547,8 @@ check_times(json_t *t, const struct fetch_timing *time)
 	expect_ms(
 	    json_object_get(t, "transfer"), time->transfer, "time_ms.transfer");
 	expect_ms(json_object_get(t, "total"), time->total, "time_ms.total");
+	expect_ms(json_object_get(t, "retry_wait"), time->retry_wait,
+	    "time_ms.retry_wait");
 }
 
 /* {"code": code, "message": message or ""}, after the U+FFFD rule. */
@@ -537,9 +558,9 @@ check_error_fields(json_t *e, const char *code, const char *message)
 	static const char *const keys[] = {"code", "message", NULL};
 
 	expect_keys(e, keys, "error keys");
-	expect_text(json_object_get(e, "code"), code, "error.code");
-	expect_text(json_object_get(e, "message"),
-	    message != NULL ? message : "", "error.message");
+	want_text(json_object_get(e, "code"), code, "error.code");
+	want_text(json_object_get(e, "message"), message != NULL ? message : "",
+	    "error.message");
 }
 
 static void
@@ -560,10 +581,10 @@ check_error(json_t *e, const struct fetch_result *r)
 	}
 	/* a tls error also says why; unknown reasons are "handshake" */
 	expect_keys(e, with_reason, "tls error keys");
-	expect_text(json_object_get(e, "code"), "tls", "error.code");
-	expect_text(json_object_get(e, "message"),
+	want_text(json_object_get(e, "code"), "tls", "error.code");
+	want_text(json_object_get(e, "message"),
 	    r->message != NULL ? r->message : "", "error.message");
-	expect_text(json_object_get(e, "reason"),
+	want_text(json_object_get(e, "reason"),
 	    (unsigned)r->tls.reason < TLS_REASON_COUNT ? names[r->tls.reason]
 	                                               : "handshake",
 	    "error.reason");
@@ -584,7 +605,7 @@ expect_time(json_t *got, int64_t t, const char *what)
 	snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 	    tm.tm_sec);
-	expect_text(got, want, what);
+	want_text(got, want, what);
 }
 
 static void
@@ -597,9 +618,9 @@ check_cert(json_t *o, const struct tls_cert *c)
 	size_t i;
 
 	expect_keys(o, keys, "cert keys");
-	expect_text(json_object_get(o, "subject"), c->subject, "subject");
-	expect_text(json_object_get(o, "issuer"), c->issuer, "issuer");
-	expect_text(json_object_get(o, "serial"), c->serial, "serial");
+	want_text(json_object_get(o, "subject"), c->subject, "subject");
+	want_text(json_object_get(o, "issuer"), c->issuer, "issuer");
+	want_text(json_object_get(o, "serial"), c->serial, "serial");
 	expect_time(
 	    json_object_get(o, "not_before"), c->not_before, "not_before");
 	expect_time(json_object_get(o, "not_after"), c->not_after, "not_after");
@@ -607,14 +628,14 @@ check_cert(json_t *o, const struct tls_cert *c)
 	expect(
 	    json_is_array(san) && json_array_size(san) == c->nsan, "san", san);
 	for (i = 0; i < c->nsan; i++, entry += strlen(entry) + 1)
-		expect_text(json_array_get(san, i), entry, "san entry");
+		want_text(json_array_get(san, i), entry, "san entry");
 }
 
 /* "" is null; anything else its text after the U+FFFD rule. */
 static void
 expect_known(json_t *got, const char *text, const char *what)
 {
-	expect_text(got, text[0] != '\0' ? text : NULL, what);
+	want_text(got, text[0] != '\0' ? text : NULL, what);
 }
 
 static void
@@ -649,7 +670,67 @@ check_http_version(json_t *got, int version)
 	                   : version == 30 ? "3"
 	                                   : NULL;
 
-	expect_text(got, want, "http_version");
+	want_text(got, want, "http_version");
+}
+
+/* body_len bytes are UTF-8 text without NUL, as JSON can carry them. */
+static bool
+body_is_text(const char *body, size_t len)
+{
+	size_t fixed_len;
+	char *fixed;
+	bool same;
+
+	if (memchr(body, '\0', len) != NULL)
+		return false;
+	fixed = utf8_fix(body, &fixed_len);
+	same = fixed_len == len && memcmp(fixed, body, len) == 0;
+	free(fixed);
+	return same;
+}
+
+/*
+ * The captured body: text as "body" byte for byte, anything else as
+ * "body_base64" that decodes to the same bytes; then the keys are taken
+ * out, so the fixed key list can be checked.
+ */
+static void
+check_body(json_t *o, const struct fetch_result *r)
+{
+	json_t *text = json_object_get(o, "body"),
+	       *b64 = json_object_get(o, "body_base64");
+	unsigned char *raw;
+	size_t n, pad = 0;
+	int got;
+
+	if (body_is_text(r->body, r->body_len)) {
+		expect(b64 == NULL && json_is_string(text) &&
+		           json_string_length(text) == r->body_len &&
+		           memcmp(json_string_value(text), r->body,
+		               r->body_len) == 0,
+		    "body", text);
+	} else {
+		expect(text == NULL && json_is_string(b64), "body_base64", b64);
+		n = json_string_length(b64);
+		if ((raw = malloc(n + 1)) == NULL)
+			abort();
+		got = EVP_DecodeBlock(
+		    raw, (const unsigned char *)json_string_value(b64), (int)n);
+		while (pad < n && pad < 2 &&
+		       json_string_value(b64)[n - 1 - pad] == '=')
+			pad++;
+		expect(got >= 0 && (size_t)got - pad == r->body_len &&
+		           memcmp(raw, r->body, r->body_len) == 0,
+		    "body_base64 bytes", b64);
+		free(raw);
+	}
+	expect(json_is_boolean(json_object_get(o, "body_truncated")) &&
+	           json_is_true(json_object_get(o, "body_truncated")) ==
+	               r->body_truncated,
+	    "body_truncated", json_object_get(o, "body_truncated"));
+	json_object_del(o, "body");
+	json_object_del(o, "body_base64");
+	json_object_del(o, "body_truncated");
 }
 
 static void
@@ -657,18 +738,20 @@ check_result(json_t *o, size_t index, const struct item *it)
 {
 	static const char *const with_id[] = {"index", "url", "id", "status",
 	    "ok", "error", "bytes", "redirects", "effective_url", "remote_ip",
-	    "time_ms", "http_version", "tls", NULL};
+	    "time_ms", "http_version", "tls", "attempts", NULL};
 	static const char *const without_id[] = {"index", "url", "status", "ok",
 	    "error", "bytes", "redirects", "effective_url", "remote_ip",
-	    "time_ms", "http_version", "tls", NULL};
+	    "time_ms", "http_version", "tls", "attempts", NULL};
 	const struct fetch_result *r = &it->result;
 	bool ok = r->error == FETCH_OK && r->status >= 200 && r->status < 400;
 
+	if (it->spec.fetch.capture > 0)
+		check_body(o, r);
 	/* no "id" key at all when the item had none */
 	expect_keys(
 	    o, it->spec.id != NULL ? with_id : without_id, "result keys");
 	expect_int(json_object_get(o, "index"), (long long)index, "index");
-	expect_text(json_object_get(o, "url"), it->spec.url, "url");
+	want_text(json_object_get(o, "url"), it->spec.url, "url");
 	if (it->spec.id != NULL)
 		expect(same_json(it->spec.id, json_object_get(o, "id")), "id",
 		    json_object_get(o, "id"));
@@ -683,9 +766,9 @@ check_result(json_t *o, size_t index, const struct item *it)
 	check_error(json_object_get(o, "error"), r);
 	expect_int(json_object_get(o, "bytes"), r->bytes, "bytes");
 	expect_int(json_object_get(o, "redirects"), r->redirects, "redirects");
-	expect_text(json_object_get(o, "effective_url"), r->effective_url,
+	want_text(json_object_get(o, "effective_url"), r->effective_url,
 	    "effective_url");
-	expect_text(json_object_get(o, "remote_ip"),
+	want_text(json_object_get(o, "remote_ip"),
 	    r->remote_ip[0] != '\0' ? r->remote_ip : NULL, "remote_ip");
 	check_times(json_object_get(o, "time_ms"), &r->time);
 	check_http_version(json_object_get(o, "http_version"), r->http_version);

@@ -2,7 +2,7 @@
  * libFuzzer harness for request_parse(): the first byte picks the
  * Content-Type, the rest is the body.  Whatever the input, parsing must
  * return a spec or an error, never crash, leak or read out of bounds; and
- * so must request_check_url(), which the worker runs on each item's URL.
+ * so must url_parse(), which the worker runs on each item's URL.
  * Each parsed request's answer is rendered too (every item with an empty
  * result, invalid items with the error batch_start() gives them) and
  * must parse back with jansson, each item's url and id as it was read.
@@ -15,6 +15,7 @@
 #include "config.h"
 #include "render.h"
 #include "request.h"
+#include "url.h"
 
 static const char *const content_types[] = {
     NULL,
@@ -60,7 +61,7 @@ check(int ok, const char *what, const struct sink *sink)
 /* One parsed item's result, as batch_start() leaves it before fetching. */
 static void
 answer_item(struct render_out *out, struct summary *summary, size_t i,
-    const struct fetch_spec *item)
+    const struct request_item *item)
 {
 	struct fetch_result r;
 
@@ -75,8 +76,8 @@ answer_item(struct render_out *out, struct summary *summary, size_t i,
 }
 
 static void
-check_item(
-    json_t *o, size_t i, const struct fetch_spec *item, const struct sink *sink)
+check_item(json_t *o, size_t i, const struct request_item *item,
+    const struct sink *sink)
 {
 	json_t *url = json_object_get(o, "url"), *id = json_object_get(o, "id");
 
@@ -137,8 +138,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct config *cfg;
 	struct request_error err;
 	struct request_spec *spec;
-	const char *ctype, *message;
-	enum fetch_error error;
+	const char *ctype, *why;
+	enum url_verdict verdict;
 	size_t i;
 
 	if (cfg == NULL)
@@ -154,10 +155,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (spec != NULL)
 		answer_check(spec);
 	for (i = 0; spec != NULL && i < spec->count; i++) {
-		const struct fetch_spec *item = &spec->items[i];
+		const struct request_item *item = &spec->items[i];
 
 		if (item->error == FETCH_OK)
-			free(request_check_url(item->url, &error, &message));
+			curl_url_cleanup(url_parse(item->url, &verdict, &why));
 	}
 	request_spec_free(spec);
 	return 0;

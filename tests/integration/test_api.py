@@ -54,7 +54,14 @@ def check_result(r, index, url):
     for phase in PHASES:
         check(phase in t and is_number(t[phase]) and t[phase] >= 0,
               f"{where} time_ms.{phase} missing or negative: {t!r}")
-    eq(list(r)[-2:], ["http_version", "tls"], f"{where} the last keys")
+    keys = list(r)
+    eq(keys[keys.index("time_ms"):keys.index("time_ms") + 4],
+       ["time_ms", "http_version", "tls", "attempts"],
+       f"{where} the keys after time_ms")
+    check(type(r["attempts"]) is int and r["attempts"] >= 1,
+          f"{where} attempts: {r!r}")
+    check(is_number(t.get("retry_wait")) and t["retry_wait"] >= 0,
+          f"{where} time_ms.retry_wait: {t!r}")
     check(r["http_version"] in ("1.0", "1.1", "2") if r["status"] else
           r["http_version"] is None, f"{where} http_version: {r!r}")
     if url is not None and url.startswith("http://"):

@@ -55,7 +55,7 @@ SCENARIOS = [
          status=400, code="invalid_request"),
     dict(name="method_not_string", body='{"urls": [], "method": 1}',
          status=400, code="invalid_request"),
-    dict(name="method_not_get_or_head", body='{"urls": [], "method": "POST"}',
+    dict(name="method_not_known", body='{"urls": [], "method": "FROB"}',
          status=400, code="invalid_request"),
     dict(name="headers_not_object", body='{"urls": [], "headers": ["X-A: 1"]}',
          status=400, code="invalid_request"),
