@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "config.h"
 #include "fetch.h"
+#include "fields.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -55,8 +56,9 @@ usage(FILE *out)
 }
 
 /*
- * The config with its trust built (the one hook for TLS: -t, start-up
- * and reload all read the CA files here, on this thread); NULL with every
+ * The config with its trust built and its modules checked by the code
+ * that checks a request (the one hook: -t, start-up and reload all read
+ * the CA files and vet the modules here, on this thread); NULL with every
  * error in err.
  */
 static struct config *
@@ -64,7 +66,8 @@ config_with_trust(const char *path, char *err, size_t errlen)
 {
 	struct config *cfg = config_load(path, err, errlen);
 
-	if (cfg != NULL && config_load_trust(cfg, err, errlen) == -1) {
+	if (cfg != NULL && (config_load_trust(cfg, err, errlen) == -1 ||
+	                       fields_check_modules(cfg, err, errlen) == -1)) {
 		config_unref(cfg);
 		return NULL;
 	}

@@ -97,6 +97,16 @@ def test_check_shipped_config():
     eq(rc, 0, f"exit status of -t ({out})")
 
 
+def test_check_good_modules():
+    path = write_config('modules = (\n'
+                        '  { name = "http_2xx"; expect = { status = [ "2xx" ]; };'
+                        ' timeout_ms = 5000; },\n'
+                        '  { name = "version"; capture = 200;'
+                        ' capture_headers = [ "Server" ]; }\n);\n')
+    rc, out = run("-t", "-c", path)
+    eq(rc, 0, f"-t of good modules: {out}")
+
+
 def test_check_missing_file():
     path = os.path.join(h.tmpdir(), "no-such.conf")
     rc, out = run("-t", "-c", path)
@@ -301,6 +311,18 @@ SCENARIOS = [
     dict(name="check_max_urls_over_queue_limit",
          text='workers = { queue_limit = 10; };\nlimits = { max_urls = 20; };\n',
          line=None, words=["max_urls"]),
+    # Modules are checked at load by the code that checks a request, so a
+    # bad one is refused by -t, at start-up and on reload, not per request.
+    dict(name="check_module_bad_regex",
+         text='modules = (\n  { name = "m"; expect = { body_regex = "("; }; }\n);\n',
+         line=2, words=["modules", "m", "body_regex"]),
+    dict(name="check_module_bad_field_each_reported",
+         text='modules = (\n  { name = "a"; retries = 9; },\n'
+              '  { name = "b"; method = "BREW"; }\n);\n',
+         line=[2, 3], words=["a", "retries", "b", "method"]),
+    dict(name="check_module_body_on_head",
+         text='modules = (\n  { name = "h"; method = "HEAD"; body = "x"; }\n);\n',
+         line=2, words=["h", "body"]),
     dict(name="check_every_error_reported",
          text='workers = { threads = 0; };\n# c\nfetch = { bogus = 1; };\n',
          line=[1, 3], words=["threads", "bogus"]),
