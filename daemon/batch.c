@@ -29,6 +29,7 @@ struct batch_job {
 
 struct batch {
 	struct pool_group group; /* its jobs in the pool: turns and cap */
+	struct pool *pool;       /* the pool its jobs went to */
 	struct request_spec *spec;
 	struct config *cfg;
 	struct batch_hooks hooks;
@@ -146,6 +147,7 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 		b->jobs[i].job.run = batch_job_run;
 		b->jobs[i].job.done = batch_job_done;
 		b->jobs[i].job.affinity = fetch_affinity(&item->fetch);
+		b->jobs[i].job.cap_key = fetch_host_key(&item->fetch);
 		*link = &b->jobs[i].job;
 		link = &b->jobs[i].job.next;
 		n++;
@@ -153,6 +155,7 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 	*link = NULL;
 	if (n > 0 && pool_submit(pool, &b->group, first, n) == -1)
 		return -1;
+	b->pool = n > 0 ? pool : NULL;
 	/* Items that failed validation complete now; +1 keeps the batch
 	 * open until all of them are counted. */
 	b->outstanding = count + 1;
@@ -184,6 +187,9 @@ void
 batch_cancel(struct batch *b)
 {
 	atomic_store(&b->canceled, true);
+	/* Its parked jobs need no turn at their host: they end at once. */
+	if (b->pool != NULL)
+		pool_group_cancel(b->pool, &b->group);
 }
 
 size_t

@@ -192,6 +192,7 @@ pool_limits_of(const struct config *cfg, struct pool_limits *limits)
 {
 	limits->max_threads = threads_allowed(cfg, raise_nofile(), NULL);
 	limits->max_per_group = cfg->max_per_request;
+	limits->max_per_key = cfg->max_per_host;
 	limits->queue_limit = cfg->queue_limit;
 	limits->idle_ms = cfg->idle_ms;
 }

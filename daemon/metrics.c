@@ -438,6 +438,10 @@ metrics_render(const struct metrics_gauges *g)
 	metrics_render_histogram(&t, &metrics_totals.queue_wait);
 	metrics_gauge(&t, "fanoutd_queue_depth",
 	    "Fetches waiting for a worker.", g->queued);
+	metrics_gauge(&t, "fanoutd_queue_parked",
+	    "Of those, fetches waiting for their host's turn "
+	    "(fetch.max_per_host).",
+	    g->parked);
 	metrics_gauge(
 	    &t, "fanoutd_busy_workers", "Fetches running now.", g->running);
 	metrics_gauge(&t, "fanoutd_worker_threads",

@@ -28,7 +28,7 @@ void metrics_queue_wait(double ms);
 void metrics_config_loaded(bool ok);
 
 struct metrics_gauges {
-	size_t queued, running, threads, max_threads, inflight_requests;
+	size_t queued, parked, running, threads, max_threads, inflight_requests;
 };
 
 /*

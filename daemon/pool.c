@@ -88,8 +88,25 @@ struct pool_worker {
  *      keyed[key % POOL_KEY_BUCKETS], most recently idle first; no other
  *      worker is in any bucket.  A worker's key changes only while it is
  *      not idle.
+ *  I9  a key count exists iff running + reserved + parked jobs of its key
+ *      > 0, in counts[key % POOL_KEY_BUCKETS].  running counts the jobs
+ *      of the key that took a slot (job->counted set, not reserved);
+ *      reserved counts parked jobs sent back to their group's queue head
+ *      with a slot kept for them.  A key has parked jobs only while
+ *      running + reserved >= max_per_key > 0 (with a lowered cap, more
+ *      may run until they end).  pool->parked == sum of g->parked ==
+ *      jobs on the counts' parked lists; pool->queued counts them too.
+ *      A job of a canceled group never parks.
  */
 #define POOL_KEY_BUCKETS 512
+
+/* The jobs of one cap key: running, and waiting for room (I9). */
+struct pool_keycount {
+	struct pool_keycount *next; /* its bucket */
+	uint64_t key;
+	size_t running, reserved;
+	struct pool_job *parked_head, *parked_tail; /* oldest first */
+};
 
 struct pool {
 	pthread_mutex_t lock;
@@ -98,7 +115,8 @@ struct pool {
 	struct pool_worker *idle_top, *idle_bottom;  /* most recent first */
 	struct pool_worker *keyed[POOL_KEY_BUCKETS]; /* idle ones by key */
 	struct pool_job *done_head, *done_tail;
-	size_t queued, running, inflight, runnable;
+	struct pool_keycount *counts[POOL_KEY_BUCKETS]; /* by cap key */
+	size_t queued, running, inflight, runnable, parked;
 	size_t threads, idle, starting, owed, exiting;
 	bool spawning;              /* a spawner is creating owed threads */
 	struct pool_worker *exited; /* to be joined by the loop thread */
@@ -113,7 +131,9 @@ pool_check_locked(const struct pool *pool)
 {
 	const struct pool_group *g = pool->ring;
 	const struct pool_worker *w;
-	size_t runnable = 0, idle = 0, keyed = 0, i;
+	const struct pool_keycount *c;
+	const struct pool_job *j;
+	size_t runnable = 0, idle = 0, keyed = 0, parked = 0, i;
 
 	do {
 		if (g == NULL)
@@ -133,6 +153,15 @@ pool_check_locked(const struct pool *pool)
 			assert(w->idle && w->key % POOL_KEY_BUCKETS == i &&
 			       (w->kprev == NULL) == (w == pool->keyed[i]));
 	assert(keyed == 0);
+	for (i = 0; i < POOL_KEY_BUCKETS; i++)
+		for (c = pool->counts[i]; c != NULL; c = c->next) {
+			assert(c->key % POOL_KEY_BUCKETS == i);
+			assert(c->running + c->reserved > 0 ||
+			       c->parked_head != NULL);
+			for (j = c->parked_head; j != NULL; j = j->next)
+				parked++;
+		}
+	assert(parked == pool->parked && pool->parked <= pool->queued);
 	assert(runnable == pool->runnable && idle == pool->idle);
 	assert(pool->runnable == 0 || pool->idle == 0);
 	assert(pool->owed <= pool->starting);
@@ -202,29 +231,42 @@ group_update_locked(struct pool *pool, struct pool_group *g, size_t before)
 		ring_remove_locked(pool, g);
 }
 
-/* The next job in turn, or NULL when nothing may start now. */
+static bool pool_key_admit_locked(struct pool *pool, struct pool_job *job);
+
+/*
+ * The next job in turn, or NULL when nothing may start now.  A job whose
+ * key is at its cap is parked on the way, and the turn goes on.
+ */
 static struct pool_job *
 pool_take_locked(struct pool *pool)
 {
-	struct pool_group *g = pool->ring;
+	struct pool_group *g;
 	struct pool_job *job;
 	size_t before;
+	bool admitted;
 
-	if (g == NULL)
-		return NULL;
-	before = group_runnable(g);
-	job = g->head;
-	if ((g->head = job->next) == NULL)
-		g->tail = NULL;
-	g->queued--;
-	g->running++;
-	pool->queued--;
-	pool->running++;
-	/* Round robin: the next group serves next, even if g stays. */
-	pool->ring = g->ring_next;
-	group_update_locked(pool, g, before);
+	do {
+		if ((g = pool->ring) == NULL)
+			return NULL;
+		before = group_runnable(g);
+		job = g->head;
+		if ((g->head = job->next) == NULL)
+			g->tail = NULL;
+		g->queued--;
+		if ((admitted = pool_key_admit_locked(pool, job))) {
+			g->running++;
+			pool->queued--;
+			pool->running++;
+		} else
+			g->parked++;
+		/* Round robin: the next group serves next, even if g stays. */
+		pool->ring = g->ring_next;
+		group_update_locked(pool, g, before);
+	} while (!admitted);
 	return job;
 }
+
+static void pool_key_release_locked(struct pool *pool, struct pool_job *job);
 
 /* Put a finished job on the completion list; wake the loop if needed. */
 static void
@@ -237,6 +279,7 @@ pool_finish_locked(struct pool *pool, struct pool_job *job)
 	g->running--;
 	pool->running--;
 	group_update_locked(pool, g, before);
+	pool_key_release_locked(pool, job);
 	job->next = NULL;
 	if (pool->done_tail == NULL) {
 		pool->done_head = pool->done_tail = job;
@@ -248,6 +291,178 @@ pool_finish_locked(struct pool *pool, struct pool_job *job)
 	pool->done_tail->next = job;
 	pool->done_tail = job;
 }
+
+/* ------------------------------------------------------ per-key caps */
+
+/* The count of key, made when make is set; NULL when absent or no memory. */
+static struct pool_keycount *
+pool_key_count_locked(struct pool *pool, uint64_t key, bool make)
+{
+	struct pool_keycount **bucket = &pool->counts[key % POOL_KEY_BUCKETS];
+	struct pool_keycount *c;
+
+	for (c = *bucket; c != NULL; c = c->next)
+		if (c->key == key)
+			return c;
+	if (!make || (c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->key = key;
+	c->next = *bucket;
+	*bucket = c;
+	return c;
+}
+
+/* Free c once nothing of its key is running, reserved or parked (I9). */
+static void
+pool_key_drop_locked(struct pool *pool, struct pool_keycount *c)
+{
+	struct pool_keycount **link = &pool->counts[c->key % POOL_KEY_BUCKETS];
+
+	if (c->running > 0 || c->reserved > 0 || c->parked_head != NULL)
+		return;
+	while (*link != c)
+		link = &(*link)->next;
+	*link = c->next;
+	free(c);
+}
+
+/*
+ * May job, just taken from its group's queue, run now?  Yes when it has
+ * no key, when there is no cap (nothing is counted then: a fetch without
+ * the cap pays nothing for it; a cap raised from 0 counts only the jobs
+ * that start after), when its group is canceled, when a slot was kept for
+ * it, or when its key has room.  Else it is parked on its key.  Out of
+ * memory for a new count, the job runs uncounted.
+ */
+static bool
+pool_key_admit_locked(struct pool *pool, struct pool_job *job)
+{
+	size_t cap = (size_t)pool->params.limits.max_per_key;
+	struct pool_keycount *c = job->counted;
+
+	if (job->reserved) {
+		job->reserved = false;
+		c->reserved--;
+		c->running++;
+		return true;
+	}
+	if (job->cap_key == 0 || cap == 0 || job->group->canceled ||
+	    (c = pool_key_count_locked(pool, job->cap_key, true)) == NULL)
+		return true;
+	job->counted = c;
+	if (c->running + c->reserved < cap) {
+		c->running++;
+		return true;
+	}
+	job->next = NULL;
+	if (c->parked_tail != NULL)
+		c->parked_tail->next = job;
+	else
+		c->parked_head = job;
+	c->parked_tail = job;
+	pool->parked++;
+	return false;
+}
+
+/* Put a parked job back at its group's queue head; reserve keeps a slot. */
+static void
+pool_key_unpark_locked(struct pool *pool, struct pool_job *job, bool reserve)
+{
+	struct pool_group *g = job->group;
+	size_t before = group_runnable(g);
+
+	if (reserve) {
+		job->reserved = true;
+		job->counted->reserved++;
+	} else
+		job->counted = NULL;
+	if ((job->next = g->head) == NULL)
+		g->tail = job;
+	g->head = job;
+	g->parked--;
+	g->queued++;
+	pool->parked--;
+	group_update_locked(pool, g, before);
+}
+
+/* Unpark c's oldest jobs while its key has room; drop c when unused. */
+static void
+pool_key_wake_locked(struct pool *pool, struct pool_keycount *c)
+{
+	size_t cap = (size_t)pool->params.limits.max_per_key;
+	struct pool_job *job;
+
+	while ((job = c->parked_head) != NULL &&
+	       (cap == 0 || c->running + c->reserved < cap)) {
+		if ((c->parked_head = job->next) == NULL)
+			c->parked_tail = NULL;
+		pool_key_unpark_locked(pool, job, true);
+	}
+	pool_key_drop_locked(pool, c);
+}
+
+/* A finished job gives its slot back; a parked job of its key may go. */
+static void
+pool_key_release_locked(struct pool *pool, struct pool_job *job)
+{
+	struct pool_keycount *c = job->counted;
+
+	if (c == NULL)
+		return;
+	job->counted = NULL;
+	c->running--;
+	pool_key_wake_locked(pool, c);
+}
+
+/* Every key's parked jobs that now have room go (a raised or lifted cap). */
+static void
+pool_key_wake_all_locked(struct pool *pool)
+{
+	struct pool_keycount *c, *next;
+	size_t i;
+
+	for (i = 0; i < POOL_KEY_BUCKETS; i++)
+		for (c = pool->counts[i]; c != NULL; c = next) {
+			next = c->next;
+			pool_key_wake_locked(pool, c);
+		}
+}
+
+/* Take g's jobs off c's parked list, back to g's queue, uncounted. */
+static void
+pool_key_release_group_locked(
+    struct pool *pool, struct pool_keycount *c, struct pool_group *g)
+{
+	struct pool_job **link = &c->parked_head, *job;
+
+	c->parked_tail = NULL;
+	while ((job = *link) != NULL) {
+		if (job->group != g) {
+			c->parked_tail = job;
+			link = &job->next;
+			continue;
+		}
+		*link = job->next;
+		pool_key_unpark_locked(pool, job, false);
+	}
+	pool_key_drop_locked(pool, c);
+}
+
+/* Keys' counts left at pool_free (their parked jobs never run). */
+static void
+pool_key_free_all(struct pool *pool)
+{
+	struct pool_keycount *c, *next;
+	size_t i;
+
+	for (i = 0; i < POOL_KEY_BUCKETS; i++)
+		for (c = pool->counts[i]; c != NULL; c = next) {
+			next = c->next;
+			free(c);
+		}
+}
+
+/* -------------------------------------------------------- idle workers */
 
 static struct pool_worker **
 pool_bucket(struct pool *pool, uint64_t key)
@@ -372,8 +587,8 @@ pool_dispatch_locked(struct pool *pool, struct pool_wakeups *later)
 	struct pool_worker *w;
 	struct pool_job *job;
 
-	while (pool->idle_top != NULL && pool->ring != NULL) {
-		job = pool_take_locked(pool);
+	while (
+	    pool->idle_top != NULL && (job = pool_take_locked(pool)) != NULL) {
 		w = idle_pick_locked(pool, job->affinity);
 		idle_remove_locked(pool, w);
 		w->job = job;
@@ -662,6 +877,7 @@ pool_free(struct pool *pool)
 		pthread_cond_wait(&pool->gone, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
 	pool_reap(pool);
+	pool_key_free_all(pool);
 	pthread_cond_destroy(&pool->gone);
 	pthread_mutex_destroy(&pool->lock);
 	close(pool->notify_fd);
@@ -821,6 +1037,29 @@ pool_submit(
 	return pool_take_back(pool, g, n) ? -1 : 0;
 }
 
+void
+pool_group_cancel(struct pool *pool, struct pool_group *g)
+{
+	struct pool_wakeups wake = {0};
+	struct pool_keycount *c, *next;
+	size_t i;
+	int planned;
+
+	pthread_mutex_lock(&pool->lock);
+	g->canceled = true;
+	for (i = 0; i < POOL_KEY_BUCKETS && g->parked > 0; i++)
+		for (c = pool->counts[i]; c != NULL; c = next) {
+			next = c->next;
+			pool_key_release_group_locked(pool, c, g);
+		}
+	pool_dispatch_locked(pool, &wake);
+	planned = pool_plan_growth_locked(pool);
+	POOL_CHECK(pool);
+	pthread_mutex_unlock(&pool->lock);
+	pool_wake(&wake);
+	pool_kick_spawner(pool, planned);
+}
+
 int
 pool_notify_fd(const struct pool *pool)
 {
@@ -862,6 +1101,9 @@ pool_resize(struct pool *pool, const struct pool_limits *limits)
 	pool_reap(pool);
 	pthread_mutex_lock(&pool->lock);
 	pool->params.limits = *limits;
+	/* A raised or lifted per-key cap lets parked jobs go (I5, I9). */
+	pool_key_wake_all_locked(pool);
+	pool_dispatch_locked(pool, NULL);
 	/* Idle ones above the limit exit now, busy ones after their job. */
 	pool_retire_idle_locked(pool, (size_t)limits->max_threads);
 	planned = pool_plan_growth_locked(pool);
@@ -875,6 +1117,7 @@ pool_get_stats(struct pool *pool, struct pool_stats *stats)
 {
 	pthread_mutex_lock(&pool->lock);
 	stats->queued = pool->queued;
+	stats->parked = pool->parked;
 	stats->running = pool->running;
 	stats->threads = pool->threads;
 	stats->idle = pool->idle;

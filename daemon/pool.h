@@ -11,6 +11,9 @@
  * more than its cap of jobs running, so no single request holds every
  * worker.  queue_limit bounds jobs admitted and not yet drained, over all
  * groups; pool_submit() takes a whole group's batch or none of it.
+ * Across groups, jobs that share a cap key run at most max_per_key at a
+ * time (a per-host cap); a job over it is parked until its key has room,
+ * and the rest of its group goes on meanwhile.
  *
  * Threads are started on demand, up to max_threads; the submitting thread
  * starts at most one, which starts the others, so a burst of thousands
@@ -29,6 +32,7 @@
 
 struct pool;
 struct pool_group;
+struct pool_keycount;
 
 struct pool_job {
 	struct pool_job *next;
@@ -42,9 +46,18 @@ struct pool_job {
 	 * target's scheme://host:port).  0: no preference.
 	 */
 	uint64_t affinity;
+	/*
+	 * Set by the submitter: jobs with the same non-zero key run at most
+	 * limits.max_per_key at once, over all groups (for fanoutd, the
+	 * target's host:port); the others wait, parked, in the queue.
+	 */
+	uint64_t cap_key;
 	struct pool_group *group; /* set by pool_submit */
 	uint64_t queued_ns;       /* set by pool_submit */
 	uint64_t started_ns;      /* set by the worker */
+	/* pool.c's own: the key count this job holds a slot of, if any */
+	struct pool_keycount *counted;
+	bool reserved; /* unparked: its slot is kept for it */
 };
 
 /*
@@ -56,8 +69,10 @@ struct pool_job {
 struct pool_group {
 	struct pool_job *head, *tail; /* queued, in submission order */
 	size_t queued, running;
-	size_t cap; /* most jobs running at once; 0 until submitted */
+	size_t parked; /* taken from the queue, waiting for their key */
+	size_t cap;    /* most jobs running at once; 0 until submitted */
 	size_t cap_asked;
+	bool canceled; /* its jobs no longer wait for their key */
 	struct pool_group *ring_prev, *ring_next;
 	bool in_ring; /* has queued jobs it may start now */
 };
@@ -73,6 +88,7 @@ struct pool_limits {
 	int max_per_group;
 	int queue_limit; /* >= 1 */
 	int idle_ms;     /* 0: idle workers never exit */
+	int max_per_key; /* jobs of one cap_key at once; 0: no cap */
 };
 
 struct pool_params {
@@ -85,7 +101,8 @@ struct pool_params {
 };
 
 struct pool_stats {
-	size_t queued;  /* admitted, waiting for a worker */
+	size_t queued;  /* admitted, waiting for a worker (or their key) */
+	size_t parked;  /* of those, waiting for their key's cap */
 	size_t running; /* being run */
 	size_t threads; /* alive or starting */
 	size_t idle;    /* alive and waiting */
@@ -109,6 +126,11 @@ void pool_group_init(struct pool_group *group, size_t cap);
  */
 int pool_submit(struct pool *pool, struct pool_group *group,
     struct pool_job *first, size_t n);
+/*
+ * g's jobs no longer wait for their key's cap (they are being canceled
+ * and will finish at once): the parked ones go back to g's queue.
+ */
+void pool_group_cancel(struct pool *pool, struct pool_group *group);
 /* Readable when finished jobs wait for pool_drain(). */
 int pool_notify_fd(const struct pool *pool);
 /* Call done() for every finished job; returns how many. */

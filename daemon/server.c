@@ -173,6 +173,7 @@ server_metrics(struct server *s, struct call *c)
 
 	pool_get_stats(s->pool, &ps);
 	g.queued = ps.queued;
+	g.parked = ps.parked;
 	g.running = ps.running;
 	g.threads = ps.threads;
 	g.max_threads = ps.max_threads;

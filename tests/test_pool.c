@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +23,7 @@ struct test_job {
 	int sleep_ms;
 	atomic_int *live; /* counts jobs of its group running at once */
 	atomic_int *peak;
+	atomic_int *gate; /* when set, the job waits for it to open (5 s cap) */
 	uint64_t ended_ns;
 };
 
@@ -79,6 +81,9 @@ job_run(struct pool_job *job, void *ctx)
 	}
 	if (t->sleep_ms > 0)
 		usleep((useconds_t)t->sleep_ms * 1000);
+	for (int i = 0; t->gate != NULL && !atomic_load(t->gate) && i < 5000;
+	     i++)
+		usleep(1000);
 	if (t->live != NULL)
 		atomic_fetch_sub(t->live, 1);
 	t->ran++;
@@ -284,7 +289,7 @@ START_TEST(resize_changes_the_queue_limit)
 	struct test_job jobs[4] = {0};
 
 	ck_assert_int_eq(pool_submit(pool, group(0), chain(jobs, 4, 0), 4), -1);
-	pool_resize(pool, &(struct pool_limits){4, 4, 4, 0});
+	pool_resize(pool, &(struct pool_limits){4, 4, 4, 0, 0});
 	ck_assert_int_eq(pool_submit(pool, group(0), chain(jobs, 4, 0), 4), 0);
 	ck_assert_uint_eq(drain_until(pool, 4), 4);
 	pool_free(pool);
@@ -327,11 +332,11 @@ START_TEST(the_default_cap_keeps_workers_back)
 	ck_assert_uint_eq(pool_group_cap(pool, 0), 14);
 	ck_assert_uint_eq(pool_group_cap(pool, 100), 14);
 	ck_assert_uint_eq(pool_group_cap(pool, 5), 5);
-	pool_resize(pool, &(struct pool_limits){1, 0, 10, 0});
+	pool_resize(pool, &(struct pool_limits){1, 0, 10, 0, 0});
 	ck_assert_uint_eq(pool_group_cap(pool, 0), 1);
-	pool_resize(pool, &(struct pool_limits){1000, 0, 10, 0});
+	pool_resize(pool, &(struct pool_limits){1000, 0, 10, 0, 0});
 	ck_assert_uint_eq(pool_group_cap(pool, 0), 968);
-	pool_resize(pool, &(struct pool_limits){1000, 10, 10, 0});
+	pool_resize(pool, &(struct pool_limits){1000, 10, 10, 0, 0});
 	ck_assert_uint_eq(pool_group_cap(pool, 0), 10);
 	pool_free(pool);
 }
@@ -378,14 +383,15 @@ START_TEST(shrinking_never_strands_queued_jobs)
 		ck_assert_int_eq(
 		    pool_submit(pool, group(0), chain(jobs, 40, round % 2), 40),
 		    0);
-		pool_resize(pool, &(struct pool_limits){max, 0, 1000, 5});
+		pool_resize(pool, &(struct pool_limits){max, 0, 1000, 5, 0});
 		if (round % 5 == 0)
-			pool_resize(pool, &(struct pool_limits){8, 0, 1000, 5});
+			pool_resize(
+			    pool, &(struct pool_limits){8, 0, 1000, 5, 0});
 		ck_assert_msg(drain_until(pool, 40) == 40,
 		    "round %d: jobs stranded", round);
-		pool_resize(pool, &(struct pool_limits){8, 0, 1000, 5});
+		pool_resize(pool, &(struct pool_limits){8, 0, 1000, 5, 0});
 	}
-	pool_resize(pool, &(struct pool_limits){2, 0, 1000, 5});
+	pool_resize(pool, &(struct pool_limits){2, 0, 1000, 5, 0});
 	for (round = 0; round < 200; round++) {
 		pool_get_stats(pool, &st);
 		if (st.threads <= 2)
@@ -551,6 +557,159 @@ START_TEST(a_miss_spares_the_only_worker_of_a_key)
 }
 END_TEST
 
+/* Poll the stats until running and parked are as wanted (5 s cap). */
+static bool
+stats_reach(struct pool *pool, size_t running, size_t parked)
+{
+	struct pool_stats st;
+	int i;
+
+	for (i = 0; i < 5000; i++) {
+		pool_get_stats(pool, &st);
+		if (st.running == running && st.parked == parked)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* jobs[0..n) of key, gated by gate (NULL: not gated), counted in live. */
+static struct pool_job *
+keyed_chain(struct test_job *jobs, size_t n, uint64_t key, atomic_int *gate,
+    atomic_int *live, atomic_int *peak)
+{
+	size_t i;
+
+	chain(jobs, n, 0);
+	for (i = 0; i < n; i++) {
+		jobs[i].job.cap_key = key;
+		jobs[i].gate = gate;
+		jobs[i].live = live;
+		jobs[i].peak = peak;
+	}
+	return &jobs[0].job;
+}
+
+static struct pool *
+make_capped_pool(int threads, int max_per_key)
+{
+	struct pool *pool = make_pool(threads, 1000, 0);
+
+	pool_resize(pool, &(struct pool_limits){.max_threads = threads,
+	                      .max_per_group = threads,
+	                      .queue_limit = 1000,
+	                      .max_per_key = max_per_key});
+	return pool;
+}
+
+START_TEST(a_key_runs_at_most_its_cap_across_groups)
+{
+	struct pool *pool = make_capped_pool(8, 2);
+	static struct test_job a[6], b[6], other[4];
+	atomic_int gate = 0, live = 0, peak = 0, olive = 0, opeak = 0;
+
+	memset(a, 0, sizeof(a));
+	memset(b, 0, sizeof(b));
+	memset(other, 0, sizeof(other));
+	ck_assert_int_eq(pool_submit(pool, group(0),
+	                     keyed_chain(a, 6, 7, &gate, &live, &peak), 6),
+	    0);
+	ck_assert_int_eq(pool_submit(pool, group(0),
+	                     keyed_chain(b, 6, 7, &gate, &live, &peak), 6),
+	    0);
+	/* two of key 7 run, ten wait; another key is not held up by them */
+	ck_assert(stats_reach(pool, 2, 10));
+	ck_assert_int_eq(pool_submit(pool, group(0),
+	                     keyed_chain(other, 4, 9, NULL, &olive, &opeak), 4),
+	    0);
+	ck_assert_uint_eq(drain_until(pool, 4), 4);
+	ck_assert(stats_reach(pool, 2, 10));
+	atomic_store(&gate, 1);
+	ck_assert_uint_eq(drain_until(pool, 12), 12);
+	ck_assert_int_eq(atomic_load(&peak), 2);
+	ck_assert(stats_reach(pool, 0, 0));
+	pool_free(pool);
+}
+END_TEST
+
+START_TEST(a_canceled_group_stops_waiting_for_its_key)
+{
+	struct pool *pool = make_capped_pool(8, 2);
+	static struct test_job a[5], b[3];
+	struct pool_group *gb;
+	atomic_int gate = 0, live = 0, peak = 0;
+
+	memset(a, 0, sizeof(a));
+	memset(b, 0, sizeof(b));
+	ck_assert_int_eq(pool_submit(pool, group(0),
+	                     keyed_chain(a, 5, 7, &gate, &live, &peak), 5),
+	    0);
+	ck_assert(stats_reach(pool, 2, 3));
+	gb = group(0);
+	ck_assert_int_eq(
+	    pool_submit(pool, gb, keyed_chain(b, 3, 7, NULL, NULL, NULL), 3),
+	    0);
+	ck_assert(stats_reach(pool, 2, 6));
+	/* b's jobs end at once, though key 7 is still at its cap */
+	pool_group_cancel(pool, gb);
+	ck_assert_uint_eq(drain_until(pool, 3), 3);
+	ck_assert(b[0].ran && b[1].ran && b[2].ran);
+	ck_assert(stats_reach(pool, 2, 3));
+	atomic_store(&gate, 1);
+	ck_assert_uint_eq(drain_until(pool, 5), 5);
+	ck_assert_int_eq(atomic_load(&peak), 2);
+	pool_free(pool);
+}
+END_TEST
+
+START_TEST(lifting_the_cap_lets_parked_jobs_go)
+{
+	struct pool *pool = make_capped_pool(8, 1);
+	static struct test_job a[5];
+	atomic_int gate = 0, live = 0, peak = 0;
+
+	memset(a, 0, sizeof(a));
+	ck_assert_int_eq(pool_submit(pool, group(0),
+	                     keyed_chain(a, 5, 7, &gate, &live, &peak), 5),
+	    0);
+	ck_assert(stats_reach(pool, 1, 4));
+	pool_resize(pool, &(struct pool_limits){.max_threads = 8,
+	                      .max_per_group = 8,
+	                      .queue_limit = 1000,
+	                      .max_per_key = 3});
+	ck_assert(stats_reach(pool, 3, 2));
+	pool_resize(pool, &(struct pool_limits){.max_threads = 8,
+	                      .max_per_group = 8,
+	                      .queue_limit = 1000,
+	                      .max_per_key = 0});
+	ck_assert(stats_reach(pool, 5, 0));
+	/* all five inside their run at once (5 s cap) */
+	for (int i = 0; i < 5000 && atomic_load(&live) < 5; i++)
+		usleep(1000);
+	ck_assert_int_eq(atomic_load(&peak), 5);
+	atomic_store(&gate, 1);
+	ck_assert_uint_eq(drain_until(pool, 5), 5);
+	pool_free(pool);
+}
+END_TEST
+
+START_TEST(jobs_without_a_key_are_never_capped)
+{
+	struct pool *pool = make_capped_pool(8, 1);
+	static struct test_job a[6];
+	atomic_int gate = 0, live = 0, peak = 0;
+
+	memset(a, 0, sizeof(a));
+	ck_assert_int_eq(pool_submit(pool, group(0),
+	                     keyed_chain(a, 6, 0, &gate, &live, &peak), 6),
+	    0);
+	ck_assert(stats_reach(pool, 6, 0));
+	atomic_store(&gate, 1);
+	ck_assert_uint_eq(drain_until(pool, 6), 6);
+	pool_free(pool);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -575,6 +734,10 @@ main(void)
 	tcase_add_test(tc, a_job_goes_to_the_worker_whose_last_key_matches);
 	tcase_add_test(tc, keys_sharing_a_bucket_still_match_exactly);
 	tcase_add_test(tc, a_miss_spares_the_only_worker_of_a_key);
+	tcase_add_test(tc, a_key_runs_at_most_its_cap_across_groups);
+	tcase_add_test(tc, a_canceled_group_stops_waiting_for_its_key);
+	tcase_add_test(tc, lifting_the_cap_lets_parked_jobs_go);
+	tcase_add_test(tc, jobs_without_a_key_are_never_capped);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,7 @@
 """Config keys that take effect, and the pool's bounds: each test runs its
 own daemon with the config it needs."""
 
+import json
 import os
 import signal
 import threading
@@ -9,6 +10,7 @@ import time
 import harness as h
 from harness import check, eq
 from test_api import code_of, results_of
+from test_hostile import canceled, connect, post_head
 
 
 def test_max_response_bytes():
@@ -195,3 +197,76 @@ def test_reloads_with_fewer_threads_never_strand_fetches():
 
 
 test_reloads_with_fewer_threads_never_strand_fetches.timeout = 180
+
+
+def metric_value(d, name):
+    """An unlabelled sample's value from /metrics (None when absent)."""
+    for line in d.request("GET", "/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_max_per_host_caps_one_host_across_requests():
+    """fetch.max_per_host = 2: two hanging fetches hold the host, the
+    third item and another client's item for the host wait (their wait
+    is their queue time), and a second host is not held up."""
+    u = h.upstream()
+    other = h.Upstream()
+    try:
+        with h.run_daemon({"workers": {"threads": 8, "max_per_request": 8},
+                           "fetch": {"max_per_host": 2}}) as d:
+            u.reset_hits()
+            first = {"urls": [u.url("/hang?c=1"), u.url("/hang?c=2"),
+                              u.url("/status/200?c=3")],
+                     "timeout_ms": 4000}
+            t, box = background_fetch(d, first)
+            h.wait_for(lambda: u.hits("/hang") == 2, 10, "two hangs")
+            # another client's fetch of the same host waits too
+            t2, box2 = background_fetch(d, [u.url("/status/204?c=4")])
+            # a second host is served at once, the first one's cap aside
+            eq(d.fetch_ok([other.url("/status/200")])["summary"]["ok"], 1,
+               "the other host's fetch")
+            time.sleep(0.3)
+            eq(u.hits("/hang"), 2, "hangs started, under the cap of 2")
+            eq(u.hits("/status"), 0, "fetches past the cap started early")
+            eq(metric_value(d, "fanoutd_queue_parked"), 2.0,
+               "fetches waiting for the host, in /metrics")
+            check(t.is_alive() and t2.is_alive(), "capped requests ended")
+            res = results_of(finished(t, box).json(), first["urls"])
+            eq([r["error"]["code"] if r["error"] else r["status"]
+                for r in res], ["timeout", "timeout", 200], "first request")
+            check(res[2]["time_ms"]["queue"] >= 1000,
+                  f"the third waited {res[2]['time_ms']['queue']} ms")
+            r2 = finished(t2, box2).json()["results"][0]
+            eq(r2["status"], 204, "the other client's status")
+            check(r2["time_ms"]["queue"] >= 1000,
+                  f"the other client waited {r2['time_ms']['queue']} ms")
+    finally:
+        other.stop()
+
+
+def test_a_client_gone_stops_waiting_for_a_capped_host():
+    """Items parked behind a host's cap end as canceled as soon as their
+    client goes away, not when the host frees up."""
+    u = h.upstream()
+    with h.run_daemon({"workers": {"threads": 8, "max_per_request": 8},
+                       "fetch": {"max_per_host": 2}}) as d:
+        u.reset_hits()
+        hold = {"urls": [u.url("/hang?g=1"), u.url("/hang?g=2")],
+                "timeout_ms": 8000}
+        t, box = background_fetch(d, hold)
+        h.wait_for(lambda: u.hits("/hang") == 2, 10, "two hangs")
+        before = canceled(d)
+        body = json.dumps([u.url(f"/status/200?g={i}") for i in range(3)])
+        s = connect(d)
+        s.sendall(post_head(len(body)) + body.encode())
+        h.wait_for(lambda: metric_value(d, "fanoutd_queue_parked") == 3,
+                   10, "the second fan-out's items parked")
+        s.close()
+        h.wait_for(lambda: canceled(d) >= before + 3, 3,
+                   "the parked items canceled")
+        check(t.is_alive(), "the hanging request ended first")
+        eq(u.hits("/status"), 0, "parked items were fetched")
+        res = results_of(finished(t, box).json(), hold["urls"])
+        eq([r["error"]["code"] for r in res], ["timeout"] * 2, "hangs")

@@ -1000,7 +1000,8 @@ def test_metrics_valid_and_counting():
         version = out.split()[-1]
         eq(after.get(f'fanoutd_build_info{{version="{version}"}}'), 1.0,
            "fanoutd_build_info")
-        for g in ("fanoutd_queue_depth", "fanoutd_busy_workers",
+        for g in ("fanoutd_queue_depth", "fanoutd_queue_parked",
+                  "fanoutd_busy_workers",
                   "fanoutd_inflight_requests", "fanoutd_worker_threads",
                   "fanoutd_worker_threads_max"):
             check(g in after, f"/metrics lacks {g}")
