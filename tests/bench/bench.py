@@ -37,6 +37,10 @@ the table shows the median and min-max of each metric.
       fan-outs 100 ms apart, and the new ones of 8 one-URL fan-outs after
       an 8-URL fan-out; S6 RSS is the idle RSS the shared store adds (the
       bundle against the one-certificate CA).
+  S7  2000 URLs to /status/200 (issue 11), on one daemon (threads 64),
+      alternately without checks and with expect {status: ["2xx"],
+      body_regex: "^status \\d{3}$"}: URLs/s and daemon CPU per URL of
+      each; the checked run must keep 0.8x of the unchecked rate.
 
 How things are measured:
   - fanoutd's clock (benchlib.post_fanout) covers connect, send and the
@@ -57,7 +61,7 @@ How things are measured:
     reading it every 20 ms while the scenario (S1-S3) or request (S4, S5)
     runs.
 
-Environment: BENCH_REPS (5), BENCH_SCENARIOS ("S1 S2 S3 S4 S5 S6"),
+Environment: BENCH_REPS (5), BENCH_SCENARIOS ("S1 S2 S3 S4 S5 S6 S7"),
 BENCH_WRK_SECONDS (S1's wrk, 2), BENCH_S3_SECONDS (5), BENCH_S4_SIZES
 ("1000 10000 100000"), BENCH_S6_URLS (500); BENCH_FANOUTD and BENCH_UPSTREAM name other
 binaries to measure (a profiling build, an upstream with a longer listen
@@ -77,9 +81,9 @@ import time
 
 sys.dont_write_bytecode = True  # the source tree may be read-only
 
-from benchlib import (BENCH, PY, Results, Sampler, TOP, cpu_ticks,
-                      cpu_us_per, env_int, fanout, harness, log, mib,
-                      numbered, proc_status, report_stderr, run, run_curl,
+from benchlib import (BENCH, PY, Results, Sampler, TOP, check_all_ok,
+                      cpu_ticks, cpu_us_per, env_int, fanout, harness, log,
+                      mib, numbered, proc_status, report_stderr, run, run_curl,
                       run_py_aiohttp, run_py_requests, run_wrk,
                       use_binaries, write_curl_config)  # noqa: E402
 import pki  # noqa: E402  (tests/integration, put on the path by benchlib)
@@ -101,6 +105,7 @@ TARGETS = [
     ("S6 conns", "fanoutd 20 x 1 URL*", "TLS connections", "<=", 1, "1"),
     ("S6 conns", "fanoutd 8 x 1 URL*", "new TLS connections", "<=", 0, "0"),
     ("S6 RSS", "*", "idle RSS growth MiB", "<=", 1, "<= 1 MiB"),
+    ("S7", "fanoutd checked", "x unchecked", ">=", 0.8, ">= 0.8x"),
     ("*", "*", "errors", "<=", 0, "0"),
 ]
 
@@ -110,6 +115,9 @@ RATIOS = [
      ("S1", "curl -Z", "URLs/s")),
     ("S1", "fanoutd", "x wrk ceiling", ("S1", "fanoutd", "URLs/s"),
      ("S1", "wrk (ceiling)", "URLs/s")),
+    ("S7", "fanoutd checked", "x unchecked",
+     ("S7", "fanoutd checked", "URLs/s"),
+     ("S7", "fanoutd unchecked", "URLs/s")),
 ] + [(scen, "fanoutd cold", "x " + peer, (scen, "fanoutd cold", "wall ms"),
       (scen, peer, "wall ms"))
      for scen in ("S6 h1", "S6 h2")
@@ -265,6 +273,32 @@ def s1(b):
             w = run_wrk(target, b.wrk_seconds)
             if rec and w is not None:
                 b.record("S1", "wrk (ceiling)", "URLs/s", w["rps"])
+
+
+def s7(b):
+    n = 2000
+    urls = numbered(b.up.url("/status/200"), n)
+    checked = {"urls": urls,
+               "expect": {"status": ["2xx"], "body_regex": r"^status \d{3}$"}}
+    log("S7: %d URLs to /status/200, with and without a status check and "
+        "a body regex, %d reps + warm-up" % (n, b.reps))
+    with b.scenario_daemon("S7", 64, n) as d:
+        for rec in b.rounds():
+            for cont, items in (("fanoutd unchecked", urls),
+                                ("fanoutd checked", checked)):
+                cpu = cpu_ticks(d.process.pid)
+                a = fanout(d, items, check=lambda a, _, st: check_all_ok(
+                    a, n, st))
+                cpu = cpu_ticks(d.process.pid) - cpu
+                if not a.ok:
+                    log("S7 %s: wrong answer: %s" % (cont, a.problem))
+                if not rec:
+                    continue
+                b.correct("S7", cont, a.ok)
+                if a.ok:
+                    b.record("S7", cont, "URLs/s", urls_per_s(n, a.wall_ms))
+                    b.record("S7", cont, "daemon CPU us/URL",
+                             cpu_us_per(cpu, n))
 
 
 def s2(b):
@@ -490,6 +524,8 @@ SCENARIOS = [
     ("S6", "HTTPS to nginx with a private CA, h1 and h2: fanoutd cold and "
      "warm, curl -Z (bundle, one-cert CA), aiohttp (wall, TLS "
      "connections)", s6),
+    ("S7", "2000 URLs to /status/200 with a status check and a body regex "
+     "against none (URLs/s, daemon CPU per URL)", s7),
 ]
 
 
