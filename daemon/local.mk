@@ -20,9 +20,9 @@ daemon_libfanoutd_a_SOURCES = \
 	daemon/summary.c daemon/summary.h \
 	daemon/tls.c daemon/tls.h \
 	daemon/url.c daemon/url.h
-daemon_libfanoutd_a_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CURL_CFLAGS) \
-	$(OPENSSL_CFLAGS) $(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) $(PCRE2_CFLAGS) \
-	$(SYSTEMD_CFLAGS)
+DAEMON_DEPS_CFLAGS = $(LIBEVENT_CFLAGS) $(CURL_CFLAGS) $(OPENSSL_CFLAGS) \
+	$(LIBCONFIG_CFLAGS) $(JANSSON_CFLAGS) $(PCRE2_CFLAGS) $(SYSTEMD_CFLAGS)
+daemon_libfanoutd_a_CFLAGS = $(AM_CFLAGS) $(DAEMON_DEPS_CFLAGS)
 
 FANOUTD_LIBS = daemon/libfanoutd.a $(LIBEVENT_LIBS) $(CURL_LIBS) \
 	$(OPENSSL_LIBS) $(LIBCONFIG_LIBS) $(JANSSON_LIBS) $(PCRE2_LIBS) \

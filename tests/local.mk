@@ -1,5 +1,4 @@
 # Unit tests (check) link the daemon's own objects.
-UNIT_CFLAGS = $(daemon_libfanoutd_a_CFLAGS) $(CHECK_CFLAGS) -I$(srcdir)/daemon
 UNIT_LDADD = $(FANOUTD_LIBS) $(CHECK_LIBS)
 
 UNIT_TESTS = tests/test_config tests/test_policy tests/test_request \
@@ -23,36 +22,13 @@ no-check-library:
 	@exit 1
 endif
 
-tests_test_config_SOURCES = tests/test_config.c
-tests_test_config_CFLAGS = $(UNIT_CFLAGS)
-tests_test_config_LDADD = $(UNIT_LDADD)
-tests_test_policy_SOURCES = tests/test_policy.c
-tests_test_policy_CFLAGS = $(UNIT_CFLAGS)
-tests_test_policy_LDADD = $(UNIT_LDADD)
-tests_test_request_SOURCES = tests/test_request.c
-tests_test_request_CFLAGS = $(UNIT_CFLAGS)
-tests_test_request_LDADD = $(UNIT_LDADD)
-tests_test_render_SOURCES = tests/test_render.c
-tests_test_render_CFLAGS = $(UNIT_CFLAGS)
-tests_test_render_LDADD = $(UNIT_LDADD)
-tests_test_fetch_SOURCES = tests/test_fetch.c
-tests_test_fetch_CFLAGS = $(UNIT_CFLAGS)
-tests_test_fetch_LDADD = $(UNIT_LDADD)
-tests_test_pool_SOURCES = tests/test_pool.c
-tests_test_pool_CFLAGS = $(UNIT_CFLAGS)
-tests_test_pool_LDADD = $(UNIT_LDADD)
-tests_test_expect_SOURCES = tests/test_expect.c
-tests_test_expect_CFLAGS = $(UNIT_CFLAGS)
-tests_test_expect_LDADD = $(UNIT_LDADD)
-tests_test_metrics_SOURCES = tests/test_metrics.c
-tests_test_metrics_CFLAGS = $(UNIT_CFLAGS)
-tests_test_metrics_LDADD = $(UNIT_LDADD)
-tests_test_url_SOURCES = tests/test_url.c
-tests_test_url_CFLAGS = $(UNIT_CFLAGS)
-tests_test_url_LDADD = $(UNIT_LDADD)
-tests_test_tls_SOURCES = tests/test_tls.c
-tests_test_tls_CFLAGS = $(UNIT_CFLAGS)
-tests_test_tls_LDADD = $(UNIT_LDADD)
+# Every unit test is tests/test_NAME.c alone (automake's default source),
+# built with the daemon's flags and linked with its objects and check: the
+# defaults below, which the programs with flags of their own (the daemon,
+# the upstream) do not take.
+AM_CPPFLAGS = -I$(srcdir)/daemon $(DAEMON_DEPS_CFLAGS) $(CHECK_CFLAGS)
+LDADD = $(UNIT_LDADD)
+noinst_HEADERS = tests/check_run.h
 
 # The upstream test server: plain libevent, no daemon code.
 tests_upstream_SOURCES = tests/upstream.c

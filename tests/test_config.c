@@ -21,6 +21,7 @@
 #include "config.h"
 #include "config_compat.h"
 #include "log.h"
+#include "check_run.h"
 
 static char tmpdir[256];
 
@@ -942,8 +943,7 @@ int
 main(void)
 {
 	const char *base = getenv("TMPDIR");
-	SRunner *sr;
-	int failed;
+	int rc;
 
 	snprintf(tmpdir, sizeof(tmpdir), "%s/test_config.XXXXXX",
 	    base != NULL && base[0] != '\0' ? base : "/tmp");
@@ -951,10 +951,7 @@ main(void)
 		perror("mkdtemp");
 		return EXIT_FAILURE;
 	}
-	sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = check_run(config_suite());
 	remove_tmpdir();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return rc;
 }

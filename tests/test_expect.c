@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "expect.h"
+#include "check_run.h"
 
 static struct expect_spec *
 spec_with_status(const char *const *texts)
@@ -290,8 +291,6 @@ main(void)
 {
 	Suite *s = suite_create("expect");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, status_entries);
 	tcase_add_test(tc, status_default_rule);
@@ -305,9 +304,5 @@ main(void)
 	tcase_add_test(tc, limits_and_order);
 	tcase_add_test(tc, names_and_references);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(s);
 }

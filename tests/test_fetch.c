@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fetch.h"
+#include "check_run.h"
 
 #define EPS 1e-9
 
@@ -248,8 +249,6 @@ main(void)
 {
 	Suite *s = suite_create("fetch");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, phases_are_differences_of_marks);
 	tcase_add_test(tc, plain_http_has_no_tls_phase);
@@ -264,9 +263,5 @@ main(void)
 	tcase_add_test(tc, every_error_has_a_distinct_code);
 	tcase_add_test(tc, ok_means_completed_with_2xx_or_3xx);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(s);
 }

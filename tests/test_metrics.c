@@ -20,6 +20,7 @@
 
 #include "fetch.h"
 #include "metrics.h"
+#include "check_run.h"
 
 static void
 assert_escaped(const char *value, const char *want)
@@ -409,11 +410,5 @@ metrics_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(metrics_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(metrics_suite());
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "check_run.h"
 
 /* A policy built from a NULL-terminated list; fails the test on error. */
 static void
@@ -503,11 +504,5 @@ policy_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(policy_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(policy_suite());
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "pool.h"
+#include "check_run.h"
 
 struct test_job {
 	struct pool_job job;
@@ -715,8 +716,6 @@ main(void)
 {
 	Suite *s = suite_create("pool");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, every_job_runs_once_and_comes_back);
@@ -739,9 +738,5 @@ main(void)
 	tcase_add_test(tc, lifting_the_cap_lets_parked_jobs_go);
 	tcase_add_test(tc, jobs_without_a_key_are_never_capped);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(s);
 }

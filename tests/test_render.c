@@ -14,6 +14,7 @@
 #include "fetch.h"
 #include "render.h"
 #include "request.h"
+#include "check_run.h"
 
 /* A buffer for render_dump's callback. */
 struct sink {
@@ -911,11 +912,5 @@ render_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(render_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(render_suite());
 }

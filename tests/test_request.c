@@ -14,6 +14,7 @@
 #include "config.h"
 #include "request.h"
 #include "url.h"
+#include "check_run.h"
 
 static struct config *cfg;
 
@@ -849,11 +850,5 @@ request_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(request_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(request_suite());
 }

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "tls.h"
+#include "check_run.h"
 
 START_TEST(verify_errors_map_to_reasons)
 {
@@ -357,8 +358,6 @@ main(void)
 {
 	Suite *s = suite_create("tls");
 	TCase *pure = tcase_create("pure"), *files = tcase_create("files");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(pure, verify_errors_map_to_reasons);
 	tcase_add_test(pure, reasons_have_the_api_names);
@@ -373,9 +372,5 @@ main(void)
 	tcase_add_test(files, no_ca_setting_means_libcurls_default);
 	suite_add_tcase(s, pure);
 	suite_add_tcase(s, files);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "url.h"
+#include "check_run.h"
 
 /* The verdict on text, the handle freed. */
 static enum url_verdict
@@ -97,16 +98,10 @@ main(void)
 {
 	Suite *s = suite_create("url");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, accepts_and_refuses);
 	tcase_add_test(tc, origins);
 	tcase_add_test(tc, host_keys);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return check_run(s);
 }

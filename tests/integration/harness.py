@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from urllib.parse import quote
 
@@ -273,6 +274,61 @@ class Upstream:
 
     def stop(self):
         return self.process.stop()
+
+
+class RawServer:
+    """A loopback TCP server that reads each connection once and answers
+    with one fixed reply, whatever was asked, then closes it; it counts
+    the connections (accepted) and keeps what each sent (received)."""
+
+    REPLY = b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\nproxied\n"
+
+    def __init__(self, reply=REPLY, host="127.0.0.1"):
+        self.reply = reply
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.05)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.received = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.received.append(conn.recv(4096))
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def url(self, path="/"):
+        return f"http://{hostport(self.host, self.port)}{path}"
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def urlquote(s):
@@ -606,7 +662,6 @@ def _content_length(head):
 
 import random  # noqa: E402
 import struct  # noqa: E402
-import threading  # noqa: E402
 
 DNS_TYPES = {1: "A", 28: "AAAA", 5: "CNAME", 12: "PTR", 33: "SRV",
              65: "HTTPS"}

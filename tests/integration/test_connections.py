@@ -11,7 +11,6 @@ import json
 import re
 import socket
 import struct
-import threading
 import time
 
 import harness as h
@@ -391,57 +390,13 @@ def test_config_test_warns_about_the_descriptor_limit():
 
 # Item 10: status codes curl reports, and replies it cannot read.
 
-class RawServer:
-    """A loopback TCP server that answers every connection with one fixed
-    reply (whatever the request), then closes."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(1)
-                try:
-                    conn.recv(4096)
-                    conn.sendall(self.reply)
-                except OSError:
-                    pass
-
-    def url(self, path="/"):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
-        return False
-
-
 def test_unreadable_replies_are_other_not_unsupported_scheme():
     replies = [b"HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n",
                b"hello, this is HTTP/0.9\n",
                b"HTTP/7.1 200 OK\r\nContent-Length: 0\r\n\r\n"]
     d = h.daemon()
     for reply in replies:
-        with RawServer(reply) as srv:
+        with h.RawServer(reply) as srv:
             r = d.fetch_ok([srv.url()])["results"][0]
             eq(r["ok"], False, f"ok for {reply!r}")
             eq(r["error"]["code"], "other", f"code for {reply!r}")
@@ -451,7 +406,7 @@ def test_unreadable_replies_are_other_not_unsupported_scheme():
 
 def test_statuses_600_to_999_are_counted():
     d = h.daemon()
-    with RawServer(b"HTTP/1.1 799 Odd\r\nContent-Length: 0\r\n\r\n") as srv:
+    with h.RawServer(b"HTTP/1.1 799 Odd\r\nContent-Length: 0\r\n\r\n") as srv:
         ans = d.fetch_ok([srv.url("/a"), srv.url("/b")])
         eq([r["status"] for r in ans["results"]], [799, 799], "statuses")
         eq(ans["summary"]["status_counts"], {"799": 2}, "status_counts")

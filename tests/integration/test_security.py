@@ -8,8 +8,8 @@ non-loopback addresses, which the default policy refuses before any
 connect(): if that test fails, a connection was attempted; look at why
 before running it again).  Linux routes all of 127/8 to lo, so a second
 upstream on 127.0.0.2 is "another host" that a policy can deny; its hit
-log proves that a denied target never received a request.  A Listener
-(below) counts raw TCP connections, for schemes that do not speak HTTP.
+log proves that a denied target never received a request.  A RawServer
+(harness) counts raw TCP connections, for schemes that do not speak HTTP.
 Each test that counts hits starts its own upstreams, so no other test's
 traffic shows.
 """
@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import threading
 import time
 
@@ -45,57 +44,6 @@ def upstream_at(host="127.0.0.1"):
         u.stop()
         raise
     eq(u.stop(), None, f"upstream on {host} stop")
-
-
-class Listener:
-    """A TCP port that counts the connections made to it.  Each one is
-    read once and answered with a short HTTP 200 ("proxied"), so that a
-    client that did connect is not left waiting."""
-
-    ANSWER = b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\nproxied\n"
-
-    def __init__(self, host="127.0.0.1"):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.05)
-        self.host = host
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.received = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            with conn:
-                conn.settimeout(0.5)
-                try:
-                    self.received.append(conn.recv(4096))
-                    conn.sendall(self.ANSWER)
-                except OSError:
-                    pass
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 class GatedDaemon(h.Daemon):
@@ -466,7 +414,7 @@ def test_default_deny_list():
 # Schemes.
 
 def test_schemes_refused_directly():
-    with Listener() as lst, upstream_at() as u:
+    with h.RawServer() as lst, upstream_at() as u:
         hp = f"127.0.0.1:{lst.port}"
         urls = ["file:///etc/passwd", "FILE:///etc/passwd",
                 "file://localhost/etc/passwd", f"gopher://{hp}/_GET%20/",
@@ -495,7 +443,7 @@ def d_fetch(urls):
 
 
 def test_schemes_refused_on_redirect():
-    with Listener() as lst, upstream_at() as u:
+    with h.RawServer() as lst, upstream_at() as u:
         hp = f"127.0.0.1:{lst.port}"
         targets = ["file:///etc/passwd", "FILE:///etc/passwd",
                    f"gopher://{hp}/_GET%20/", f"dict://{hp}/d:x",
@@ -653,7 +601,7 @@ def test_headers_kept_on_same_origin_redirect():
 
 
 def test_proxy_environment_ignored():
-    with Listener() as proxy, upstream_at() as u:
+    with h.RawServer() as proxy, upstream_at() as u:
         purl = f"http://127.0.0.1:{proxy.port}"
         env = {k: purl for k in ("http_proxy", "HTTP_PROXY", "https_proxy",
                                  "HTTPS_PROXY", "ALL_PROXY", "all_proxy")}
