@@ -142,37 +142,27 @@ key_of(const char *url, bool verify)
 	return fetch_affinity(&spec);
 }
 
-/* The pool's affinity key: scheme, host and port, read lexically. */
-START_TEST(affinity_keys_name_the_origin)
+/*
+ * The pool's keys: the affinity is the origin (url_host_key, tested in
+ * test_url) and whether it is verified, for the connection reused; the
+ * per-host cap's key is the origin alone.
+ */
+START_TEST(affinity_keys_name_the_origin_and_its_verification)
 {
 	uint64_t a = key_of("https://api.example:8443/x?y#z", true);
-	struct fetch_spec bad = {.url = NULL};
+	struct fetch_spec bad = {.url = NULL}, v = {0}, n = {0};
 
 	ck_assert_uint_ne(a, 0);
 	ck_assert_uint_eq(a, key_of("HTTPS://API.Example:8443/other", true));
-	ck_assert_uint_eq(a, key_of("https://api.example:8443", true));
 	ck_assert_uint_ne(a, key_of("https://api.example:8444/x", true));
-	ck_assert_uint_ne(a, key_of("http://api.example:8443/x", true));
 	ck_assert_uint_ne(a, key_of("https://api.example:8443/x", false));
-	ck_assert_uint_ne(a, key_of("https://api2.example:8443/x", true));
-	/* the default port, written or not */
-	ck_assert_uint_eq(key_of("https://a.example/", true),
-	    key_of("https://a.example:443/", true));
-	ck_assert_uint_eq(key_of("http://a.example?q", true),
-	    key_of("http://a.example:80/", true));
-	ck_assert_uint_ne(key_of("http://a.example/", true),
-	    key_of("https://a.example/", true));
-	/* IPv6 literals: the colons inside the brackets are no port */
-	ck_assert_uint_eq(key_of("https://[::1]/", true),
-	    key_of("https://[::1]:443/a", true));
-	ck_assert_uint_ne(key_of("https://[::1]:8443/", true),
-	    key_of("https://[::1]/", true));
-	/* no origin to read: no preference */
 	ck_assert_uint_eq(key_of("not a url", true), 0);
-	ck_assert_uint_eq(key_of("https://", true), 0);
-	ck_assert_uint_eq(key_of("https://u@h/", true), 0);
-	ck_assert_uint_eq(key_of("https://[::1/", true), 0);
 	ck_assert_uint_eq(fetch_affinity(&bad), 0);
+	v.url = n.url = (char *)"https://api.example:8443/x";
+	v.verify_tls = true;
+	ck_assert_uint_ne(fetch_host_key(&v), 0);
+	ck_assert_uint_eq(fetch_host_key(&v), fetch_host_key(&n));
+	ck_assert_uint_eq(fetch_host_key(&bad), 0);
 }
 END_TEST
 
@@ -258,7 +248,7 @@ main(void)
 	tcase_add_test(tc, a_failed_handshake_has_connect_and_tls_phases);
 	tcase_add_test(tc, a_completed_handshake_uses_curls_marks);
 	tcase_add_test(tc, a_reused_connection_has_no_dns_connect_or_tls);
-	tcase_add_test(tc, affinity_keys_name_the_origin);
+	tcase_add_test(tc, affinity_keys_name_the_origin_and_its_verification);
 	tcase_add_test(tc, curl_codes_map_to_api_codes);
 	tcase_add_test(tc, every_error_has_a_distinct_code);
 	tcase_add_test(tc, ok_means_completed_with_2xx_or_3xx);

@@ -591,15 +591,22 @@ keyed_chain(struct test_job *jobs, size_t n, uint64_t key, atomic_int *gate,
 	return &jobs[0].job;
 }
 
+/* threads workers, one group may use all, max_per_key of a key at once. */
+static void
+cap_keys(struct pool *pool, int threads, int max_per_key)
+{
+	pool_resize(pool, &(struct pool_limits){.max_threads = threads,
+	                      .max_per_group = threads,
+	                      .queue_limit = 1000,
+	                      .max_per_key = max_per_key});
+}
+
 static struct pool *
 make_capped_pool(int threads, int max_per_key)
 {
 	struct pool *pool = make_pool(threads, 1000, 0);
 
-	pool_resize(pool, &(struct pool_limits){.max_threads = threads,
-	                      .max_per_group = threads,
-	                      .queue_limit = 1000,
-	                      .max_per_key = max_per_key});
+	cap_keys(pool, threads, max_per_key);
 	return pool;
 }
 
@@ -674,15 +681,9 @@ START_TEST(lifting_the_cap_lets_parked_jobs_go)
 	                     keyed_chain(a, 5, 7, &gate, &live, &peak), 5),
 	    0);
 	ck_assert(stats_reach(pool, 1, 4));
-	pool_resize(pool, &(struct pool_limits){.max_threads = 8,
-	                      .max_per_group = 8,
-	                      .queue_limit = 1000,
-	                      .max_per_key = 3});
+	cap_keys(pool, 8, 3);
 	ck_assert(stats_reach(pool, 3, 2));
-	pool_resize(pool, &(struct pool_limits){.max_threads = 8,
-	                      .max_per_group = 8,
-	                      .queue_limit = 1000,
-	                      .max_per_key = 0});
+	cap_keys(pool, 8, 0);
 	ck_assert(stats_reach(pool, 5, 0));
 	/* all five inside their run at once (5 s cap) */
 	for (int i = 0; i < 5000 && atomic_load(&live) < 5; i++)

@@ -87,6 +87,14 @@ START_TEST(host_keys)
 	    url_host_key("http://a.example:82/", seed));
 	ck_assert_uint_eq(url_host_key("http://[::1]:8080/", seed),
 	    url_host_key("http://[::1]:8080/x", seed));
+	/* IPv6 literals: the colons inside the brackets are no port */
+	ck_assert_uint_eq(url_host_key("https://[::1]/", seed),
+	    url_host_key("https://[::1]:443/a", seed));
+	ck_assert_uint_ne(url_host_key("https://[::1]:8443/", seed),
+	    url_host_key("https://[::1]/", seed));
+	/* no origin to read */
+	ck_assert_uint_eq(url_host_key("https://", seed), 0);
+	ck_assert_uint_eq(url_host_key("https://[::1/", seed), 0);
 	ck_assert_uint_eq(url_host_key("a.example", seed), 0);
 	ck_assert_uint_eq(url_host_key("http://u@a.example/", seed), 0);
 	ck_assert_uint_eq(url_host_key(NULL, seed), 0);

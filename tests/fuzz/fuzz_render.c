@@ -24,6 +24,7 @@
 #include "fetch.h"
 #include "render.h"
 #include "request.h"
+#include "fuzz_sink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -891,26 +892,6 @@ check_error_body(struct input *in)
 }
 
 /* ------------------------------------------------------------ the answer */
-
-struct sink {
-	char *buf;
-	size_t len, cap;
-};
-
-static int
-sink_emit(const char *data, size_t size, void *arg)
-{
-	struct sink *sink = arg;
-
-	if (sink->len + size > sink->cap) {
-		sink->cap = (sink->len + size) * 2;
-		if ((sink->buf = realloc(sink->buf, sink->cap)) == NULL)
-			abort();
-	}
-	memcpy(sink->buf + sink->len, data, size);
-	sink->len += size;
-	return 0;
-}
 
 /* The whole answer as batch_write() writes it. */
 static json_t *

@@ -16,6 +16,7 @@
 #include "render.h"
 #include "request.h"
 #include "url.h"
+#include "fuzz_sink.h"
 
 static const char *const content_types[] = {
     NULL,
@@ -27,26 +28,6 @@ static const char *const content_types[] = {
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct sink {
-	char *buf;
-	size_t len, cap;
-};
-
-static int
-sink_emit(const char *data, size_t size, void *arg)
-{
-	struct sink *sink = arg;
-
-	if (sink->len + size > sink->cap) {
-		sink->cap = (sink->len + size) * 2;
-		if ((sink->buf = realloc(sink->buf, sink->cap)) == NULL)
-			abort();
-	}
-	memcpy(sink->buf + sink->len, data, size);
-	sink->len += size;
-	return 0;
-}
 
 static void
 check(int ok, const char *what, const struct sink *sink)

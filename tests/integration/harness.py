@@ -414,6 +414,30 @@ class Daemon:
         return http_request(self.host, self.port, method, path, body,
                             headers, timeout)
 
+    def reload(self, extra=None, settings=None, timeout=10):
+        """Rewrite the config file and SIGHUP; wait for the log line of
+        the reload or of its failure, and return True when it reloaded.
+        settings replaces the config (over BASE_CONFIG), extra is merged
+        over it; neither rewrites the same file."""
+        if settings is not None:
+            self.config = merge(BASE_CONFIG, settings)
+        if extra is not None:
+            self.config = merge(self.config, extra)
+        full = merge(self.config, {"listen": {"address": self.host,
+                                              "port": self.port}})
+        with open(self.config_path, "w") as f:
+            f.write(render_config(full))
+
+        def counts():
+            text = self.process.stderr()
+            return text.count("reloaded"), text.count("reload failed")
+
+        ok, failed = counts()
+        os.kill(self.process.pid, signal.SIGHUP)
+        wait_for(lambda: sum(counts()) > ok + failed, timeout,
+                 "the daemon to log the reload")
+        return counts()[0] > ok
+
     def fetch(self, payload, content_type="application/json",
               timeout=HTTP_TIMEOUT):
         """POST /fetch; payload is JSON-encoded unless bytes or str."""

@@ -2,8 +2,6 @@
 own daemon with the config it needs."""
 
 import json
-import os
-import signal
 import threading
 import time
 
@@ -156,19 +154,6 @@ def test_queue_admits_whole_or_nothing():
         eq(finished(t, box).status, 200, "the first request")
 
 
-def reload_with(d, extra):
-    """Rewrite d's config with extra and SIGHUP; wait for the log line."""
-    settings = h.merge(d.config, extra)
-    settings = h.merge(settings,
-                       {"listen": {"address": d.host, "port": d.port}})
-    with open(d.config_path, "w") as f:
-        f.write(h.render_config(settings))
-    seen = d.process.stderr().count("reloaded")
-    os.kill(d.process.pid, signal.SIGHUP)
-    h.wait_for(lambda: d.process.stderr().count("reloaded") > seen, 5,
-               "the daemon to log the reload")
-
-
 def test_reloads_with_fewer_threads_never_strand_fetches():
     """Issue 9, item 5: lowering workers.threads on reload while fetches
     are queued once left no worker at all (1 reload in 10), and the
@@ -185,14 +170,14 @@ def test_reloads_with_fewer_threads_never_strand_fetches():
                 r=d.fetch_ok({"urls": urls, "timeout_ms": 2000},
                              timeout=10)))
             t.start()
-            reload_with(d, {"workers": {"threads": 1 + i % 3,
+            d.reload({"workers": {"threads": 1 + i % 3,
                                         "max_per_request": 0}})
             t.join(10)
             check(not t.is_alive(), f"round {i}: the fan-out hung")
             res = box["r"]["results"]
             eq(sum(r["status"] == 200 for r in res), 24,
                f"round {i}: fetches answered 200")
-            reload_with(d, {"workers": {"threads": 8, "max_per_request": 8,
+            d.reload({"workers": {"threads": 8, "max_per_request": 8,
                                         "idle_ms": 50}})
 
 

@@ -17,7 +17,6 @@ traffic shows.
 import contextlib
 import json
 import os
-import signal
 import threading
 import time
 
@@ -238,14 +237,8 @@ def test_reload_policy_drops_pooled_connections():
             eq(res["time_ms"]["connect"], 0,
                f"control: the second fetch did not reuse the connection "
                f"({res['time_ms']})")
-            settings = h.merge(d.config, {
-                "listen": {"address": d.host, "port": d.port},
-                "security": {"deny_targets": [f"{OTHER}/32"]}})
-            with open(d.config_path, "w") as f:
-                f.write(h.render_config(settings))
-            os.kill(d.process.pid, signal.SIGHUP)
-            h.wait_for(lambda: "reloaded" in d.process.stderr(), 5,
-                       "the daemon to log the reload")
+            check(d.reload({"security": {"deny_targets": [f"{OTHER}/32"]}}),
+                  "the reload failed")
             res = results_of(d.fetch_ok([url]), [url])[0]
             blocked(res)
             eq(u2.hits(), 2, "requests that reached the upstream")
@@ -332,14 +325,8 @@ def test_reload_tightening_policy_reaches_nothing_new():
             t.start()
             h.wait_for(lambda: u1.hits("/delay") == 1, 5,
                        "the old fan-out's first fetch to start")
-            settings = h.merge(d.config, {
-                "listen": {"address": d.host, "port": d.port},
-                "security": {"deny_targets": [f"{OTHER}/32"]}})
-            with open(d.config_path, "w") as f:
-                f.write(h.render_config(settings))
-            os.kill(d.process.pid, signal.SIGHUP)
-            h.wait_for(lambda: "reloaded" in d.process.stderr(), 5,
-                       "the daemon to log the reload")
+            check(d.reload({"security": {"deny_targets": [f"{OTHER}/32"]}}),
+                  "the reload failed")
             new = [u2.url("/status/202"), u2.url("/status/202?again")]
             res = results_of(d.fetch_ok(new, timeout=20), new)
             t.join(20)

@@ -15,7 +15,6 @@ import datetime
 import ipaddress
 import os
 import shutil
-import signal
 import subprocess
 
 import harness as h
@@ -228,23 +227,6 @@ def test_tls_client_certificate():
     check(verdicts[3].startswith("FAILED"), f"untrusted: {verdicts[3]!r}")
 
 
-def reload(d, settings=None):
-    """Rewrite d's config (settings: a new one) and SIGHUP; wait for the
-    reload's log line, or its failure's."""
-    if settings is not None:
-        d.config = h.merge(h.BASE_CONFIG, settings)
-    full = h.merge(d.config, {"listen": {"address": d.host,
-                                         "port": d.port}})
-    with open(d.config_path, "w") as f:
-        f.write(h.render_config(full))
-    text = d.process.stderr()
-    seen = text.count("reloaded") + text.count("reload failed")
-    os.kill(d.process.pid, signal.SIGHUP)
-    h.wait_for(lambda: d.process.stderr().count("reloaded") +
-               d.process.stderr().count("reload failed") > seen, 10,
-               "the daemon to log the reload")
-
-
 def test_tls_sighup_rotates_the_ca_file():
     """New connections use the new trust, and a connection opened under
     the old one is not reused (one worker: it holds a warm connection to
@@ -260,7 +242,7 @@ def test_tls_sighup_rotates_the_ca_file():
         mark = ng.mark()
         check_verified(fetch_one(d, ng.url("valid")), p.valid, "1.1",
                        "before any reload")
-        reload(d, config)  # the same bytes: connections are kept
+        d.reload(settings=config)  # the same bytes: connections are kept
         r = fetch_one(d, ng.url("valid"))
         eq(r["ok"], True, "after a reload that changed nothing")
         eq(r["time_ms"]["connect"], 0, "the warm connection was reused")
@@ -268,7 +250,7 @@ def test_tls_sighup_rotates_the_ca_file():
         eq(len({e.connection for e in entries}), 1, "nginx saw one "
            "connection across a reload that changed nothing")
         shutil.copy(p.other_root.cert, ca)
-        reload(d)
+        d.reload()
         r = fetch_one(d, ng.url("valid"))
         eq((r["error"] or {}).get("reason"), "untrusted",
            f"the old CA is gone, and its connection too: {r['error']}")
@@ -276,7 +258,7 @@ def test_tls_sighup_rotates_the_ca_file():
                        "the new CA")
         with open(ca, "w"):
             pass  # empty: the reload fails, the running trust stays
-        reload(d)
+        d.reload()
         err = d.process.stderr()
         check("reload failed, keeping the running config" in err and
               f"tls.ca_file: {ca}: is empty" in err,
