@@ -122,13 +122,7 @@ def proc_status(pid, keys=("VmRSS", "VmHWM", "RssAnon", "Threads")):
     return out
 
 
-def cpu_ticks(pid):
-    """utime + stime of every thread of pid, dead ones included: a figure
-    other load on the machine disturbs far less than wall time."""
-    with open("/proc/%d/stat" % pid) as f:
-        text = f.read()
-    fields = text[text.rindex(")") + 2:].split()  # fields[0] is field 3
-    return int(fields[11]) + int(fields[12])
+cpu_ticks = harness.cpu_ticks
 
 
 def cpu_us_per(ticks, n):
