@@ -4,7 +4,7 @@ UNIT_LDADD = $(FANOUTD_LIBS) $(CHECK_LIBS)
 
 UNIT_TESTS = tests/test_config tests/test_policy tests/test_request \
 	tests/test_render tests/test_fetch tests/test_pool tests/test_metrics \
-	tests/test_expect tests/test_tls tests/test_url
+	tests/test_expect tests/test_tls tests/test_url tests/test_probe
 # `make distcheck INTEGRATION_TESTS=` runs only the unit tests in the
 # tarball (scripts/test runs the integration suite on the tree itself).
 INTEGRATION_TESTS = tests/integration/run.py
@@ -50,6 +50,9 @@ tests_test_metrics_LDADD = $(UNIT_LDADD)
 tests_test_url_SOURCES = tests/test_url.c
 tests_test_url_CFLAGS = $(UNIT_CFLAGS)
 tests_test_url_LDADD = $(UNIT_LDADD)
+tests_test_probe_SOURCES = tests/test_probe.c
+tests_test_probe_CFLAGS = $(UNIT_CFLAGS)
+tests_test_probe_LDADD = $(UNIT_LDADD)
 tests_test_tls_SOURCES = tests/test_tls.c
 tests_test_tls_CFLAGS = $(UNIT_CFLAGS)
 tests_test_tls_LDADD = $(UNIT_LDADD)
