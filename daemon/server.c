@@ -219,7 +219,9 @@ server_probe(struct server *s, struct call *c)
 		return;
 	}
 	TAILQ_FOREACH(p, &params, next)
-	n++;
+	{
+		n++; /* room for every parameter, were they all targets */
+	}
 	if ((targets = calloc(n ? n : 1, sizeof(*targets))) == NULL) {
 		evhttp_clear_headers(&params);
 		call_reply_error(c, 500, "internal", "out of memory");
