@@ -64,9 +64,13 @@ probe_int(char *buf, size_t len, long long v)
 static bool
 probe_seconds(char *buf, size_t len, double ms)
 {
-	if (!isfinite(ms) || ms < 0)
-		ms = 0;
-	snprintf(buf, len, "%.9g", round(ms * 1000) / 1e6);
+	double s = round(ms * 1000) / 1e6;
+
+	if (!isfinite(s)) /* NaN, infinite, or ms * 1000 overflowed */
+		s = ms / 1000;
+	if (!isfinite(s) || s < 0)
+		s = 0;
+	snprintf(buf, len, "%.9g", s);
 	return true;
 }
 

@@ -6,6 +6,7 @@
  * value is ever NaN or infinite.
  */
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,7 +311,7 @@ START_TEST(values_are_never_nan_nor_infinite_nor_negative)
 	r.time.connect = INFINITY;
 	r.time.tls = -INFINITY;
 	r.time.ttfb = -3;
-	r.time.transfer = 1e300;
+	r.time.transfer = DBL_MAX; /* in microseconds, it overflows */
 	r.time.total = -NAN;
 	render(&sink, &item, &r, 1);
 	assert_values_finite(sink.text);
@@ -321,7 +322,8 @@ START_TEST(values_are_never_nan_nor_infinite_nor_negative)
 	    "probe_http_duration_seconds{phase=\"connect\"} 0\n"
 	    "probe_http_duration_seconds{phase=\"tls\"} 0\n"
 	    "probe_http_duration_seconds{phase=\"processing\"} 0\n"
-	    "probe_http_duration_seconds{phase=\"transfer\"} 1e+297\n"));
+	    "probe_http_duration_seconds{phase=\"transfer\"} "
+	    "1.79769313e+305\n"));
 	ck_assert_ptr_nonnull(
 	    strstr(sink.text, "\nprobe_duration_seconds 0\n"));
 
