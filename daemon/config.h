@@ -47,7 +47,7 @@ struct config {
 	int max_urls;
 	int64_t max_request_bytes;
 	int64_t max_response_bytes;
-	int max_capture_bytes; /* most body bytes a result may carry */
+	int max_capture_bytes;      /* most body bytes a result may carry */
 	int request_timeout_ms;     /* whole fan-out deadline */
 	int client_timeout_ms;      /* idle or slow client connection */
 	int read_timeout_ms;        /* a request must arrive whole in this */

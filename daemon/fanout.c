@@ -38,6 +38,7 @@
 #include "fanout.h"
 #include "log.h"
 #include "pool.h"
+#include "probe.h"
 #include "render.h"
 #include "request.h"
 
@@ -62,6 +63,7 @@ struct fanout {
 	size_t ready;   /* streaming: entries of order */
 	size_t sent;    /* results written */
 	bool stream;    /* NDJSON, in completion order */
+	bool probe;     /* Prometheus text, once done */
 	bool started;   /* the chunked reply has begun */
 	bool done;      /* every future is done */
 	bool gone;      /* the client went away */
@@ -348,6 +350,40 @@ fanout_answer(struct fanout *f)
 		evbuffer_free(piece);
 }
 
+/*
+ * GET /probe: every result as metrics, in one piece.  A scrape is read
+ * at once, and a probe's text is some 2 KiB per target.
+ */
+static void
+fanout_answer_probe(struct fanout *f)
+{
+	size_t n = batch_count(f->batch), i;
+	struct probe_target *targets = calloc(n ? n : 1, sizeof(*targets));
+	struct evbuffer *body = evhttp_request_get_output_buffer(f->call.req);
+	struct call_counts counts;
+	struct render_out out;
+	int rc = -1;
+
+	if (targets != NULL) {
+		for (i = 0; i < n; i++) {
+			targets[i].item = batch_item(f->batch, i);
+			targets[i].result = batch_result(f->batch, i);
+		}
+		render_out_init(&out, fanout_emit, body);
+		probe_render(&out, targets, n);
+		rc = render_out_flush(&out);
+		free(targets);
+	}
+	if (rc != 0)
+		call_reply_error(&f->call, 500, "internal",
+		    "out of memory writing the answer");
+	else {
+		fanout_counts(f, &counts);
+		call_reply(&f->call, 200, PROBE_CONTENT_TYPE, &counts);
+	}
+	fanout_free(f);
+}
+
 /* Streaming: a result is in. */
 static void
 fanout_on_result(struct batch *batch, size_t index, void *arg)
@@ -410,6 +446,8 @@ fanout_on_done(struct batch *batch, void *arg)
 	evtimer_add(f->deadline, &tv);
 	if (f->stream)
 		fanout_pump(f);
+	else if (f->probe)
+		fanout_answer_probe(f);
 	else
 		fanout_answer(f);
 }
@@ -440,8 +478,10 @@ fanout_on_gone(void *arg, bool freed)
 }
 
 static struct fanout *
-fanout_new(struct fanouts *fs, const struct call *c, size_t n, bool stream)
+fanout_new(struct fanouts *fs, const struct call *c, size_t n,
+    enum fanout_format format)
 {
+	bool stream = format == FANOUT_NDJSON;
 	size_t evsize = event_get_struct_event_size();
 	size_t extra = evsize + (stream ? n * sizeof(size_t) : 0);
 	struct fanout *f;
@@ -453,6 +493,7 @@ fanout_new(struct fanouts *fs, const struct call *c, size_t n, bool stream)
 	f->owner = fs;
 	f->call = *c;
 	f->stream = stream;
+	f->probe = format == FANOUT_PROBE;
 	f->deadline = (struct event *)f->space;
 	f->order = stream ? (size_t *)((char *)f->space + evsize) : NULL;
 	return f;
@@ -461,7 +502,7 @@ fanout_new(struct fanouts *fs, const struct call *c, size_t n, bool stream)
 void
 fanout_start(struct fanouts *fs, const struct call *c,
     struct request_spec *spec, struct config *cfg, struct pool *pool,
-    bool stream)
+    enum fanout_format format)
 {
 	struct batch_hooks hooks = {.on_done = fanout_on_done};
 	struct call failed = *c;
@@ -469,13 +510,13 @@ fanout_start(struct fanouts *fs, const struct call *c,
 	uint64_t deadline =
 	    c->start_ns + (uint64_t)cfg->request_timeout_ms * CLOCK_NS_PER_MS;
 
-	if ((f = fanout_new(fs, c, spec->count, stream)) == NULL) {
+	if ((f = fanout_new(fs, c, spec->count, format)) == NULL) {
 		request_spec_free(spec);
 		call_reply_error(&failed, 500, "internal", "out of memory");
 		return;
 	}
 	hooks.arg = f;
-	hooks.on_result = stream ? fanout_on_result : NULL;
+	hooks.on_result = f->stream ? fanout_on_result : NULL;
 	if ((f->batch = batch_new(spec, cfg, &hooks)) == NULL) {
 		free(f);
 		request_spec_free(spec);

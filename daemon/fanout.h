@@ -1,11 +1,12 @@
 /*
- * fanout: one POST /fetch in flight, from admission to the last byte of
- * its answer.  Loop thread only.
+ * fanout: one POST /fetch or GET /probe in flight, from admission to the last
+ * byte of its answer.  Loop thread only.
  *
  * A fan-out owns its batch (the future of every item), a copy of its
  * call, and a reference to the config it was admitted under.  It answers
- * once every future is done, or line by line as they complete when the
- * client asked for a stream.  A big answer is written as the client reads
+ * once every future is done (as JSON, or as GET /probe's Prometheus
+ * text), or line by line as they complete when the client asked for a
+ * stream.  A big answer is written as the client reads
  * it, never all at once: at most one chunk waits in the connection's
  * buffer, and each result's text is written and then freed.  Once every
  * result is in, the client has limits.send_timeout_ms to read the rest; a
@@ -34,6 +35,13 @@ size_t fanouts_count(const struct fanouts *fanouts);
 /* Cancel every fan-out in flight (shutdown deadline). */
 void fanouts_cancel_all(struct fanouts *fanouts);
 
+/* How a fan-out answers. */
+enum fanout_format {
+	FANOUT_JSON,   /* one JSON document once every result is in */
+	FANOUT_NDJSON, /* a line per result as it comes, then the summary */
+	FANOUT_PROBE,  /* Prometheus text (probe.c) once every result is in */
+};
+
 /*
  * Start the fan-out of spec (taken) for the call c (copied), under cfg
  * (referenced).  The call is answered from here on: 503 when the pool has
@@ -41,6 +49,6 @@ void fanouts_cancel_all(struct fanouts *fanouts);
  */
 void fanout_start(struct fanouts *fanouts, const struct call *c,
     struct request_spec *spec, struct config *cfg, struct pool *pool,
-    bool stream);
+    enum fanout_format format);
 
 #endif

@@ -14,6 +14,7 @@ daemon_libfanoutd_a_SOURCES = \
 	daemon/metrics.c daemon/metrics.h \
 	daemon/policy.c daemon/policy.h \
 	daemon/pool.c daemon/pool.h \
+	daemon/probe.c daemon/probe.h \
 	daemon/render.c daemon/render.h \
 	daemon/request.c daemon/request.h \
 	daemon/server.c daemon/server.h \

@@ -34,12 +34,10 @@
 #define RENDER_DUMP_FLAGS JSON_COMPACT
 
 /*
- * Length of the well-formed UTF-8 sequence at s (Unicode's table 3-7:
- * no overlongs, no surrogates, nothing above U+10FFFF), or 0 when there
- * is none; then *bad is the length of the maximal subpart of one, at
- * least 1.  The NUL that ends s is never a continuation byte.
+ * Unicode's table 3-7: no overlongs, no surrogates, nothing above
+ * U+10FFFF.  The NUL that ends s is never a continuation byte.
  */
-static size_t
+size_t
 render_utf8_len(const unsigned char *s, size_t *bad)
 {
 	unsigned char lo = 0x80, hi = 0xbf;

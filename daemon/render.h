@@ -76,6 +76,13 @@ void render_summary_line(struct render_out *out, const struct summary *summary);
  */
 char *render_uint(char *p, unsigned long long v);
 
+/*
+ * The length of the well-formed UTF-8 sequence at s (NUL-terminated), or
+ * 0 when there is none; then *bad is the length of the maximal subpart
+ * of one (at least 1), which a writer replaces with one U+FFFD.
+ */
+size_t render_utf8_len(const unsigned char *s, size_t *bad);
+
 /* {"error":{"code":..,"message":..}} as a heap string. */
 char *render_error(const char *code, const char *message);
 

@@ -396,11 +396,15 @@ request_from_targets(const struct config *cfg, const char *const *targets,
 	}
 	json_decref(obj);
 	for (i = 0; i < n; i++) {
-		if ((url = json_string(targets[i])) == NULL)
+		if ((url = json_string(targets[i])) != NULL)
+			item_parse(cfg, &rf, spec->arena, url, &spec->items[i]);
+		else {
+			/* Never fetched; kept for the probe's target label,
+			 * which replaces what is not UTF-8. */
+			spec->items[i].url = strdup(targets[i]);
 			item_fail(&spec->items[i], FETCH_E_INVALID_URL,
 			    "target is not valid UTF-8");
-		else
-			item_parse(cfg, &rf, spec->arena, url, &spec->items[i]);
+		}
 		json_decref(url);
 	}
 	return spec;

@@ -49,7 +49,9 @@ struct request_spec *request_parse(const struct config *cfg,
     struct request_error *err);
 /*
  * The items of GET /probe: each target URL, under module (NULL: none).
- * NULL with err filled when the module is unknown or memory runs out.
+ * NULL with err filled when there are more than limits.max_urls, the
+ * module is unknown or memory runs out.  A target that is not UTF-8 is
+ * an invalid_url item whose url keeps its bytes as given.
  */
 struct request_spec *request_from_targets(const struct config *cfg,
     const char *const *targets, size_t n, const char *module,

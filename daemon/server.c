@@ -1,7 +1,8 @@
 /*
  * The HTTP face, on the loop thread: listeners, routes, gates and the
- * replies the route decides itself.  A POST /fetch that passes the gates
- * and parses becomes a fan-out (fanout.c), which answers it from then on.
+ * replies the route decides itself.  A POST /fetch or a GET /probe that
+ * passes the gates and parses becomes a fan-out (fanout.c), which
+ * answers it from then on.
  *
  * libevent 2.1's own error replies are fixed HTML pages, so every status
  * we can decide ourselves (400, 404, 405 with Allow, 413 for too many
@@ -160,8 +161,82 @@ server_fetch(struct server *s, struct call *c)
 	/* The spec holds what it needs: the body need not live as long as
 	 * the fan-out (a 1000-URL body is megabytes). */
 	evbuffer_drain(in, len);
-	fanout_start(
-	    s->fanouts, c, spec, s->cfg, s->pool, server_wants_stream(c->req));
+	fanout_start(s->fanouts, c, spec, s->cfg, s->pool,
+	    server_wants_stream(c->req) ? FANOUT_NDJSON : FANOUT_JSON);
+}
+
+/*
+ * The targets and module of GET /probe, borrowed from params into
+ * targets (n of them, room given).  -1 with why when the query names a
+ * parameter other than these, a second module, or no target.
+ */
+static int
+server_probe_query(struct evkeyvalq *params, const char **targets, size_t *n,
+    const char **module, char *why, size_t whylen)
+{
+	struct evkeyval *p;
+
+	*n = 0;
+	*module = NULL;
+	TAILQ_FOREACH(p, params, next)
+	{
+		if (strcmp(p->key, "target") == 0)
+			targets[(*n)++] = p->value;
+		else if (strcmp(p->key, "module") == 0 && *module == NULL)
+			*module = p->value;
+		else if (strcmp(p->key, "module") == 0) {
+			snprintf(why, whylen, "more than one module given");
+			return -1;
+		} else {
+			snprintf(
+			    why, whylen, "unknown parameter \"%.40s\"", p->key);
+			return -1;
+		}
+	}
+	if (*n == 0) {
+		snprintf(why, whylen, "no target given: use ?target=URL");
+		return -1;
+	}
+	return 0;
+}
+
+/* GET /probe?target=URL[&target=URL...][&module=NAME] */
+static void
+server_probe(struct server *s, struct call *c)
+{
+	const char *query =
+	    evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req));
+	const char **targets = NULL, *module;
+	struct request_spec *spec = NULL;
+	struct request_error err = {400, "invalid_request", ""};
+	struct evkeyvalq params;
+	struct evkeyval *p;
+	size_t n = 0;
+
+	if (evhttp_parse_query_str(query != NULL ? query : "", &params) != 0) {
+		call_reply_error(c, 400, "invalid_request",
+		    "malformed query string: use ?target=URL&module=NAME");
+		return;
+	}
+	TAILQ_FOREACH(p, &params, next)
+	{
+		n++; /* room for every parameter, were they all targets */
+	}
+	if ((targets = calloc(n ? n : 1, sizeof(*targets))) == NULL) {
+		evhttp_clear_headers(&params);
+		call_reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	if (server_probe_query(&params, targets, &n, &module, err.message,
+	        sizeof(err.message)) == 0)
+		spec = request_from_targets(s->cfg, targets, n, module, &err);
+	free(targets);
+	evhttp_clear_headers(&params);
+	if (spec == NULL)
+		call_reply_error(c, err.status, err.code, err.message);
+	else
+		fanout_start(
+		    s->fanouts, c, spec, s->cfg, s->pool, FANOUT_PROBE);
 }
 
 static void
@@ -276,6 +351,11 @@ server_dispatch(struct server *s, struct call *c, enum evhttp_cmd_type method)
 			server_method_not_allowed(c, "GET, HEAD");
 		else if (server_authorized(s, c))
 			server_metrics(s, c);
+	} else if (strcmp(c->path, "/probe") == 0) {
+		if (!get)
+			server_method_not_allowed(c, "GET, HEAD");
+		else if (server_authorized(s, c))
+			server_probe(s, c);
 	} else if (strcmp(c->path, "/fetch") == 0) {
 		if (method != EVHTTP_REQ_POST)
 			server_method_not_allowed(c, "POST");

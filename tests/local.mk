@@ -3,7 +3,7 @@ UNIT_LDADD = $(FANOUTD_LIBS) $(CHECK_LIBS)
 
 UNIT_TESTS = tests/test_config tests/test_policy tests/test_request \
 	tests/test_render tests/test_fetch tests/test_pool tests/test_metrics \
-	tests/test_expect tests/test_tls tests/test_url
+	tests/test_expect tests/test_tls tests/test_url tests/test_probe
 # `make distcheck INTEGRATION_TESTS=` runs only the unit tests in the
 # tarball (scripts/test runs the integration suite on the tree itself).
 INTEGRATION_TESTS = tests/integration/run.py

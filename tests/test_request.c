@@ -803,6 +803,79 @@ START_TEST(ids_are_kept_for_valid_and_invalid_items)
 }
 END_TEST
 
+/* GET /probe's targets: each an item, under a module of the config. */
+START_TEST(probe_targets_become_items_under_a_module)
+{
+	const char *targets[] = {"http://a.example/", "http://b.example/x?y=1"};
+	struct config_module m = {.name = "fast",
+	    .fields =
+	        json_pack("{s:i, s:s}", "timeout_ms", 1234, "method", "HEAD")};
+	struct request_error err = {0};
+	struct request_spec *spec;
+	size_t i;
+
+	spec = request_from_targets(cfg, targets, 2, NULL, &err);
+	ck_assert_ptr_nonnull(spec);
+	ck_assert_uint_eq(spec->count, 2);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(spec->items[i].error, FETCH_OK);
+		ck_assert_str_eq(spec->items[i].url, targets[i]);
+		ck_assert_str_eq(spec->items[i].fetch.url, targets[i]);
+		ck_assert_int_eq(
+		    spec->items[i].fetch.timeout_ms, cfg->timeout_ms);
+		ck_assert_int_eq(spec->items[i].fetch.method, FETCH_GET);
+	}
+	request_spec_free(spec);
+
+	ck_assert_ptr_nonnull(m.fields);
+	cfg->modules = &m;
+	cfg->nmodules = 1;
+	spec = request_from_targets(cfg, targets, 2, "fast", &err);
+	ck_assert_ptr_nonnull(spec);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(spec->items[i].error, FETCH_OK);
+		ck_assert_int_eq(spec->items[i].fetch.timeout_ms, 1234);
+		ck_assert_int_eq(spec->items[i].fetch.method, FETCH_HEAD);
+	}
+	request_spec_free(spec);
+
+	ck_assert_ptr_null(request_from_targets(cfg, targets, 2, "nope", &err));
+	ck_assert_int_eq(err.status, 400);
+	ck_assert_str_eq(err.code, "invalid_request");
+	ck_assert_str_eq(err.message, "unknown module \"nope\"");
+	cfg->modules = NULL; /* the config frees its own modules only */
+	cfg->nmodules = 0;
+	json_decref(m.fields);
+}
+END_TEST
+
+START_TEST(probe_targets_are_counted_and_bad_ones_fail_alone)
+{
+	const char *targets[] = {
+	    "http://a.example/", "\xff\xfe", "", "ftp://a.example/"};
+	struct request_error err = {0};
+	struct request_spec *spec;
+
+	cfg->max_urls = 3;
+	ck_assert_ptr_null(request_from_targets(cfg, targets, 4, NULL, &err));
+	ck_assert_int_eq(err.status, 413);
+	ck_assert_str_eq(err.code, "too_many_urls");
+
+	spec = request_from_targets(cfg, targets, 3, NULL, &err);
+	ck_assert_ptr_nonnull(spec);
+	ck_assert_int_eq(spec->items[0].error, FETCH_OK);
+	/* Not UTF-8: never fetched, its bytes kept for the probe's label. */
+	ck_assert_int_eq(spec->items[1].error, FETCH_E_INVALID_URL);
+	ck_assert_str_eq(
+	    spec->items[1].error_message, "target is not valid UTF-8");
+	ck_assert_str_eq(spec->items[1].url, "\xff\xfe");
+	ck_assert_ptr_null(spec->items[1].fetch.url);
+	/* Empty: a URL the worker refuses, like any bad URL. */
+	ck_assert_str_eq(spec->items[2].url, "");
+	request_spec_free(spec);
+}
+END_TEST
+
 START_TEST(free_accepts_null)
 {
 	request_spec_free(NULL);
@@ -842,6 +915,8 @@ request_suite(void)
 	tcase_add_test(tc, more_than_max_urls_is_413);
 	tcase_add_test(tc, empty_lists_are_valid);
 	tcase_add_test(tc, ids_are_kept_for_valid_and_invalid_items);
+	tcase_add_test(tc, probe_targets_become_items_under_a_module);
+	tcase_add_test(tc, probe_targets_are_counted_and_bad_ones_fail_alone);
 	tcase_add_test(tc, free_accepts_null);
 	suite_add_tcase(s, tc);
 	return s;

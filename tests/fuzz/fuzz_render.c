@@ -8,7 +8,10 @@
  * and every field is compared with what went in: strings after the U+FFFD rule
  * (with a decoder of this file's own), ids exactly (types, reals bit for bit,
  * key order), integers exactly, times as rounded to microseconds.  Any
- * difference aborts with both sides printed.
+ * difference aborts with both sides printed.  The same results are also
+ * rendered as GET /probe's Prometheus text (probe.c), whose every line
+ * must be a header or a sample with a finite value, and whose target
+ * labels must read back as their URLs after the U+FFFD rule.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -22,6 +25,7 @@
 #include <openssl/evp.h>
 
 #include "fetch.h"
+#include "probe.h"
 #include "render.h"
 #include "request.h"
 #include "fuzz_sink.h"
@@ -924,6 +928,131 @@ render_answer(const struct item *items, size_t n, const struct summary *s)
 	return answer;
 }
 
+/* ------------------------------------------------------- GET /probe */
+
+/*
+ * The label value from p (past its opening quote) unescaped, as a heap
+ * string; *next is past its closing quote.  Only \\, \" and \n are
+ * escapes, and no raw newline may occur.
+ */
+static char *
+probe_label(const char *p, const char *eol, const char **next)
+{
+	char *v = malloc((size_t)(eol - p) + 1);
+	size_t n = 0;
+
+	if (v == NULL)
+		abort();
+	for (; p < eol && *p != '"'; p++) {
+		if (*p != '\\') {
+			v[n++] = *p;
+			continue;
+		}
+		if (++p < eol && (*p == '\\' || *p == '"'))
+			v[n++] = *p;
+		else if (p < eol && *p == 'n')
+			v[n++] = '\n';
+		else
+			fail("probe", "an unknown escape in a label value");
+	}
+	if (p >= eol)
+		fail("probe", "an unterminated label value");
+	v[n] = '\0';
+	*next = p + 1;
+	return v;
+}
+
+/* Is target, read back, the URL of one of the items (repaired)? */
+static bool
+probe_is_target(const char *target, const struct item *items, size_t n)
+{
+	size_t i, len;
+	char *want;
+	bool same;
+
+	for (i = 0; i < n; i++) {
+		want = utf8_fix(
+		    items[i].spec.url != NULL ? items[i].spec.url : "", &len);
+		same = strcmp(want, target) == 0;
+		free(want);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
+/* name{labels} value: a target label exactly when n > 1, one of the
+ * items' URLs; a finite value. */
+static void
+check_probe_sample(
+    const char *p, const char *eol, const struct item *items, size_t n)
+{
+	bool has_target = false;
+	const char *name;
+	char *value, *stop;
+	double v;
+
+	if (strncmp(p, "probe_", 6) != 0)
+		fail("probe", "a line that is neither a header nor a sample");
+	p += strcspn(p, "{ ");
+	while (*p == '{' || *p == ',') {
+		name = p + 1;
+		p = memchr(name, '=', (size_t)(eol - name));
+		if (p == NULL || p[1] != '"')
+			fail("probe", "a label without =\"");
+		value = probe_label(p + 2, eol, &p);
+		if (strncmp(name, "target=", 7) == 0) {
+			has_target = true;
+			if (!probe_is_target(value, items, n))
+				fail("probe: not a target's URL", value);
+		}
+		free(value);
+		if (*p == '}')
+			p++;
+	}
+	if (has_target != (n > 1))
+		fail("probe", n > 1 ? "a sample without a target label"
+		                    : "a target label on a single target");
+	if (*p != ' ')
+		fail("probe", "no space before the value");
+	v = strtod(p + 1, &stop);
+	if (stop != eol || !isfinite(v))
+		fail("probe", "a value that is not a finite number");
+}
+
+/* The results as GET /probe writes them: every line checked. */
+static void
+check_probe(const struct item *items, size_t n)
+{
+	struct probe_target targets[MAX_RESULTS];
+	struct sink sink = {NULL, 0, 0};
+	struct render_out out;
+	const char *p, *end, *eol;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		targets[i].item = &items[i].spec;
+		targets[i].result = &items[i].result;
+	}
+	render_out_init(&out, sink_emit, &sink);
+	probe_render(&out, targets, n);
+	if (render_out_flush(&out) != 0 || sink.len == 0 ||
+	    sink.buf[sink.len - 1] != '\n' ||
+	    memchr(sink.buf, '\0', sink.len) != NULL)
+		fail("probe", "no text, a NUL, or no newline at the end");
+	sink.buf[sink.len - 1] = '\0'; /* strtod and strcspn stop there */
+	for (p = sink.buf, end = sink.buf + sink.len; p < end; p = eol + 1) {
+		eol = memchr(p, '\n', (size_t)(end - 1 - p));
+		if (eol == NULL)
+			eol = end - 1;
+		if (strncmp(p, "# HELP probe_", 13) == 0 ||
+		    strncmp(p, "# TYPE probe_", 13) == 0)
+			continue;
+		check_probe_sample(p, eol, items, n);
+	}
+	free(sink.buf);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -961,6 +1090,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_summary(
 	    json_object_get(answer, "summary"), tally, summary.elapsed_ms);
 	check_error_body(&in);
+	check_probe(items, n);
 	json_decref(answer);
 	for (i = 0; i < n; i++)
 		item_free(&items[i]);

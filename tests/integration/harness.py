@@ -352,24 +352,36 @@ def render_value(v):
         return str(v)
     if isinstance(v, str):
         return json.dumps(v)  # libconfig strings escape as JSON's do
+    if isinstance(v, dict):  # a group
+        return "{ " + " ".join(f"{k} = {render_value(x)};"
+                               for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)) and any(isinstance(x, dict) for x in v):
+        # a list of groups (modules = ( {...}, {...} ))
+        return "( " + ", ".join(render_value(x) for x in v) + " )"
     if isinstance(v, (list, tuple)):
         return "[ " + ", ".join(render_value(x) for x in v) + " ]"
     raise TypeError(f"cannot render {v!r}")
 
 
 def render_config(settings):
-    """{"listen": {"port": 1}} -> libconfig text, one group per line."""
+    """{"listen": {"port": 1}} -> libconfig text, one group per line; a
+    top-level list ({"modules": [{...}]}) is written as a list."""
     lines = []
     for group, keys in settings.items():
-        body = " ".join(f"{k} = {render_value(v)};" for k, v in keys.items())
-        lines.append(f"{group} = {{ {body} }};")
+        lines.append(f"{group} = {render_value(keys)};")
     return "\n".join(lines) + "\n"
 
 
 def merge(base, extra):
-    out = {g: dict(keys) for g, keys in base.items()}
+    """extra's groups merged key by key over base's; a top-level list
+    (modules) is replaced whole."""
+    out = {g: dict(keys) if isinstance(keys, dict) else keys
+           for g, keys in base.items()}
     for group, keys in (extra or {}).items():
-        out.setdefault(group, {}).update(keys)
+        if isinstance(keys, dict):
+            out.setdefault(group, {}).update(keys)
+        else:
+            out[group] = keys
     return out
 
 
