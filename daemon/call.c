@@ -116,30 +116,6 @@ call_request_id(struct call *c)
 	call_make_id(c->id, sizeof(c->id));
 }
 
-/* path with every unsafe byte as \xHH, cut to fit len. */
-static const char *
-call_escape_path(const char *path, char *buf, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)path;
-	size_t n = 0;
-
-	for (; *p != '\0' && n + 8 < len; p++) {
-		if (*p > 0x20 && *p < 0x7f && *p != '\\' && *p != '"') {
-			buf[n++] = (char)*p;
-			continue;
-		}
-		buf[n++] = '\\';
-		buf[n++] = 'x';
-		buf[n++] = hex[*p >> 4];
-		buf[n++] = hex[*p & 15];
-	}
-	if (*p != '\0')
-		memcpy(buf + n, "...", 3), n += 3;
-	buf[n] = '\0';
-	return buf;
-}
-
 void
 call_init(struct call *c, struct evhttp_request *req, struct client *client,
     bool access_log)
@@ -155,7 +131,7 @@ call_init(struct call *c, struct evhttp_request *req, struct client *client,
 	c->access_log = access_log;
 	c->start_ns = clock_now_ns();
 	c->method = call_method_name(evhttp_request_get_command(req));
-	call_escape_path(path != NULL && path[0] != '\0' ? path : "/", c->path,
+	log_escape(path != NULL && path[0] != '\0' ? path : "/", c->path,
 	    sizeof(c->path));
 	if (sa != NULL && sa->sa_family == AF_INET)
 		c->addr.sin = *(const struct sockaddr_in *)sa;

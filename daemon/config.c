@@ -101,7 +101,7 @@ static const char *const default_none[] = {NULL};
 static const struct key_spec keys[] = {
     TEXT("listen", "address", KEY_STRING, listen_address, "127.0.0.1",
         check_address),
-    NUM("listen", "port", KEY_INT, listen_port, 1, 65535, 8080),
+    NUM("listen", "port", KEY_INT, listen_port, 0, 65535, 8080),
     BOOLEAN("listen", "reuse_port", reuse_port, 0),
     NUM("workers", "threads", KEY_INT, threads, 1, 10000, 256),
     NUM("workers", "max_per_request", KEY_INT, max_per_request, 0, 10000, 0),

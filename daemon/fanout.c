@@ -36,6 +36,7 @@
 #include "clock.h"
 #include "config.h"
 #include "fanout.h"
+#include "fetch.h"
 #include "log.h"
 #include "pool.h"
 #include "probe.h"
@@ -384,12 +385,43 @@ fanout_answer_probe(struct fanout *f)
 	fanout_free(f);
 }
 
-/* Streaming: a result is in. */
+/*
+ * log.level = "debug": one line per fetch, with what someone chasing a
+ * failed check needs (the request's id, the item, its outcome, phases).
+ */
+static void
+fanout_log_result(const struct fanout *f, size_t index)
+{
+	const struct request_item *item = batch_item(f->batch, index);
+	const struct fetch_result *r = batch_result(f->batch, index);
+	const struct fetch_timing *t = &r->time;
+	char url[512], message[512];
+
+	log_debug(
+	    "fetch id=%s index=%zu url=%s status=%ld error=%s "
+	    "message=%s attempts=%u bytes=%lld remote_ip=%s queue_ms=%.3f "
+	    "dns_ms=%.3f connect_ms=%.3f tls_ms=%.3f ttfb_ms=%.3f "
+	    "transfer_ms=%.3f total_ms=%.3f",
+	    f->call.id, index,
+	    log_escape(item->url != NULL ? item->url : "-", url, sizeof(url)),
+	    r->status, r->error != FETCH_OK ? fetch_error_code(r->error) : "-",
+	    log_escape(r->message != NULL ? r->message : "-", message,
+	        sizeof(message)),
+	    r->attempts > 0 ? r->attempts : 1u, (long long)r->bytes,
+	    r->remote_ip[0] != '\0' ? r->remote_ip : "-", t->queue, t->dns,
+	    t->connect, t->tls, t->ttfb, t->transfer, t->total);
+}
+
+/* A result is in: logged at debug level; streamed when streaming. */
 static void
 fanout_on_result(struct batch *batch, size_t index, void *arg)
 {
 	struct fanout *f = arg;
 
+	if (log_get_level() >= LOG_LVL_DEBUG)
+		fanout_log_result(f, index);
+	if (!f->stream)
+		return;
 	f->order[f->ready++] = index;
 	fanout_pump(f);
 }
@@ -516,7 +548,7 @@ fanout_start(struct fanouts *fs, const struct call *c,
 		return;
 	}
 	hooks.arg = f;
-	hooks.on_result = f->stream ? fanout_on_result : NULL;
+	hooks.on_result = fanout_on_result;
 	if ((f->batch = batch_new(spec, cfg, &hooks)) == NULL) {
 		free(f);
 		request_spec_free(spec);

@@ -187,3 +187,26 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+const char *
+log_escape(const char *text, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)text;
+	size_t n = 0;
+
+	for (; *p != '\0' && n + 8 < len; p++) {
+		if (*p > 0x20 && *p < 0x7f && *p != '\\' && *p != '"') {
+			buf[n++] = (char)*p;
+			continue;
+		}
+		buf[n++] = '\\';
+		buf[n++] = 'x';
+		buf[n++] = hex[*p >> 4];
+		buf[n++] = hex[*p & 15];
+	}
+	if (*p != '\0')
+		memcpy(buf + n, "...", 3), n += 3;
+	buf[n] = '\0';
+	return buf;
+}

@@ -8,6 +8,8 @@
 #ifndef FANOUTD_LOG_H
 #define FANOUTD_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* Decide on prefixes (is stderr the journal?) and set the first level. */
@@ -16,6 +18,14 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* "error", "warn", "info", "debug" -> level; -1 when unknown. */
 int log_level_parse(const char *name);
+
+/*
+ * text as one field of a log line: every byte outside printable ASCII,
+ * and the space, backslash and double quote, as \xHH, so that text from
+ * a client cannot split, forge or hide fields; cut to fit len (at least
+ * 12) with "..." when longer.  Returns buf.
+ */
+const char *log_escape(const char *text, char *buf, size_t len);
 
 /* log_warn appends strerror(errno); log_warnx does not. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

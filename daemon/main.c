@@ -4,13 +4,16 @@
  */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #ifdef HAVE_SYSTEMD
@@ -34,6 +37,7 @@
 
 struct daemon {
 	const char *config_path;
+	const char *port_file; /* --port-file: where the bound port goes */
 	struct config *cfg;
 	struct event_base *base;
 	struct pool *pool;
@@ -47,9 +51,11 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: fanoutd [-t] [-c FILE]\n"
+	    "usage: fanoutd [-t] [-c FILE] [--port-file FILE]\n"
 	    "  -c, --config FILE  configuration file (default %s)\n"
 	    "  -t, --test         check the configuration and exit\n"
+	    "  --port-file FILE   write the port listened on to FILE (for\n"
+	    "                     listen.port = 0: a port the kernel picks)\n"
 	    "  -V, --version      print the version and exit\n"
 	    "  -h, --help         print this help and exit\n",
 	    DEFAULT_CONFIG);
@@ -282,6 +288,37 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	on_stop_timer(-1, 0, d);
 }
 
+/*
+ * The port, as decimal digits and a newline, into path: written to
+ * path.tmp and renamed, so that a reader never sees half a number.
+ */
+static int
+write_port_file(const char *path, int port, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+	bool written;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		snprintf(
+		    err, errlen, "--port-file %.200s: name too long", path);
+		return -1;
+	}
+	if ((f = fopen(tmp, "w")) == NULL) {
+		snprintf(err, errlen, "--port-file %.200s: %s", tmp,
+		    strerror(errno));
+		return -1;
+	}
+	written = fprintf(f, "%d\n", port) > 0;
+	if (fclose(f) != 0 || !written || rename(tmp, path) == -1) {
+		snprintf(err, errlen, "--port-file %.200s: %s", path,
+		    strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 daemon_start(struct daemon *d)
 {
@@ -322,7 +359,11 @@ daemon_start(struct daemon *d)
 	else
 		log_info("fanoutd %s listening on %s port %d, up to %d threads",
 		    PACKAGE_VERSION, d->cfg->listen_address,
-		    d->cfg->listen_port, d->cfg->threads);
+		    server_port(d->server), d->cfg->threads);
+	if (d->port_file != NULL &&
+	    write_port_file(
+	        d->port_file, server_port(d->server), err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	log_trust(d->cfg);
 	notify("READY=1");
 }
@@ -351,6 +392,7 @@ main(int argc, char *argv[])
 	    {"test", no_argument, NULL, 't'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"port-file", required_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct daemon d = {.config_path = DEFAULT_CONFIG};
@@ -370,6 +412,9 @@ main(int argc, char *argv[])
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'P':
+			d.port_file = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;

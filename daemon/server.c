@@ -545,6 +545,23 @@ server_listen(
 	return 0;
 }
 
+int
+server_port(const struct server *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (s->nbound == 0 ||
+	    getsockname(evhttp_bound_socket_get_fd(s->bound[0]),
+	        (struct sockaddr *)&ss, &len) == -1)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
 /* The events and helpers of s; -1 when memory runs out. */
 static int
 server_setup(struct server *s, struct pool *pool, char *err, size_t errlen)

@@ -32,6 +32,8 @@ void server_stop_accepting(struct server *server);
 void server_cancel_all(struct server *server);
 /* Fan-outs in flight. */
 size_t server_inflight(const struct server *server);
+/* The port the first listening socket is bound to; -1 when unknown. */
+int server_port(const struct server *server);
 void server_free(struct server *server);
 
 #endif

@@ -392,35 +392,44 @@ BASE_CONFIG = {
 
 
 class Daemon:
-    """fanoutd -c CONF on a free port of host, ready when /healthz is 200.
-    wrap, when given, turns the daemon's argv into the argv to run (a
-    command that sets something up and then execs it, keeping the PID)."""
+    """fanoutd -c CONF on a port of host the kernel picks (listen.port = 0,
+    read back from --port-file), ready when /healthz is 200.  wrap, when
+    given, turns the daemon's argv into the argv to run (a command that
+    sets something up and then execs it, keeping the PID)."""
 
-    def __init__(self, config=None, host="127.0.0.1", attempts=5,
-                 wrap=None):
+    def __init__(self, config=None, host="127.0.0.1", wrap=None):
         self.host = host
         self.config = merge(BASE_CONFIG, config)
-        last = None
-        for _ in range(attempts):
-            self.port = free_port(host)
-            settings = merge(self.config,
-                             {"listen": {"address": host, "port": self.port}})
-            self.config_path = tmpfile("fanoutd-conf")
-            with open(self.config_path, "w") as f:
-                f.write(render_config(settings))
-            argv = [env("FANOUTD_BIN"), "-c", self.config_path]
-            self.process = Process(wrap(argv) if wrap else argv, "fanoutd")
-            try:
-                wait_for(self._healthy, START_TIMEOUT, "GET /healthz")
-                return
-            except AssertionError as e:
-                last = e
-                err = self.process.stderr()
-                problem = self.process.stop()
-                if "in use" not in err.lower():
-                    raise AssertionError(
-                        f"fanoutd did not start ({e}; {problem}): {err[-800:]}")
-        raise AssertionError(f"fanoutd did not start after {attempts} ports: {last}")
+        self.config_path = tmpfile("fanoutd-conf")
+        self._write_config()
+        port_file = tmpfile("fanoutd-port")
+        argv = [env("FANOUTD_BIN"), "-c", self.config_path,
+                "--port-file", port_file]
+        self.process = Process(wrap(argv) if wrap else argv, "fanoutd")
+        try:
+            self.port = wait_for(lambda: self._read_port(port_file),
+                                 START_TIMEOUT, "the daemon's port file")
+            wait_for(self._healthy, START_TIMEOUT, "GET /healthz")
+        except AssertionError as e:
+            problem = self.process.stop()
+            raise AssertionError(f"fanoutd did not start ({e}; {problem}): "
+                                 f"{self.process.stderr()[-800:]}")
+
+    def _write_config(self):
+        full = merge(self.config, {"listen": {"address": self.host,
+                                              "port": 0}})
+        with open(self.config_path, "w") as f:
+            f.write(render_config(full))
+
+    def _read_port(self, path):
+        if not self.process.alive():
+            raise AssertionError(
+                f"fanoutd {describe_exit(self.process.proc.returncode)}")
+        try:
+            with open(path) as f:
+                return int(f.read())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def _healthy(self):
         if not self.process.alive():
@@ -445,10 +454,7 @@ class Daemon:
             self.config = merge(BASE_CONFIG, settings)
         if extra is not None:
             self.config = merge(self.config, extra)
-        full = merge(self.config, {"listen": {"address": self.host,
-                                              "port": self.port}})
-        with open(self.config_path, "w") as f:
-            f.write(render_config(full))
+        self._write_config()
 
         def counts():
             text = self.process.stderr()
@@ -870,10 +876,10 @@ def require_private_resolver():
 class ResolverDaemon(Daemon):
     """A Daemon whose process runs with dns as its only resolver."""
 
-    def __init__(self, dns, config=None, host="127.0.0.1", attempts=5):
+    def __init__(self, dns, config=None, host="127.0.0.1"):
         require_private_resolver()
         self.dns = dns
-        super().__init__(config, host, attempts,
+        super().__init__(config, host,
                          wrap=lambda argv: resolver_argv(argv, dns))
 
 

@@ -340,3 +340,31 @@ def scenario(s):
         check(where in out, f"message lacks {where!r}: {out!r}")
     for word in s["words"]:
         check(word in out, f"message lacks {word!r}: {out!r}")
+
+
+def test_port_zero_and_port_file():
+    """listen.port = 0: the kernel picks a port, the start-up line names
+    it, and --port-file gets it (written whole, then renamed)."""
+    path = write_config('listen = { address = "127.0.0.1"; port = 0; };\n')
+    port_file = os.path.join(h.tmpdir(), "fanoutd.port")
+    p = h.Process([h.env("FANOUTD_BIN"), "-c", path, "--port-file",
+                   port_file], "fanoutd")
+    try:
+        port = h.wait_for(lambda: os.path.exists(port_file) and
+                          int(open(port_file).read()), 10, "the port file")
+        check(0 < port < 65536, f"port {port}")
+        eq(h.http_request("127.0.0.1", port, "GET", "/healthz",
+                          timeout=5).status, 200, "/healthz on that port")
+        check(f"listening on 127.0.0.1 port {port}," in p.stderr(),
+              f"start-up line: {p.stderr()}")
+        check(not os.path.exists(port_file + ".tmp"), "the .tmp is left")
+    finally:
+        p.stop()
+
+
+def test_port_file_that_cannot_be_written():
+    path = write_config('listen = { address = "127.0.0.1"; port = 0; };\n')
+    bad = os.path.join(h.tmpdir(), "no-such-dir", "port")
+    rc, out = run("-c", path, "--port-file", bad)
+    check(rc != 0, f"started without its port file: {out}")
+    check("--port-file" in out and "no-such-dir" in out, out)

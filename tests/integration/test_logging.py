@@ -6,6 +6,7 @@ a process whose stderr was redirected still inherits the variable.
 """
 
 import datetime
+import json
 import os
 import re
 import signal
@@ -128,3 +129,39 @@ def test_log_journal_only_when_journal_stream_names_stderr():
         check(re.match(r"<3>\S", line), f"journal line: {line!r}")
         check(not re.search(r"\d{4}-\d\d-\d\dT\d\d:", line),
               f"a time in a journal line: {line!r}")
+
+
+def test_debug_logs_one_line_per_fetch():
+    """log.level = "debug": one line per fetch with the request's id, the
+    item's URL (escaped), its outcome and its phases; none at info."""
+    u = h.upstream()
+    refused = f"http://127.0.0.1:{h.free_port()}/"
+    items = [u.url("/status/503?dbg"), refused, "http://\x01bad/"]
+    with h.run_daemon({"log": {"level": "debug"}}) as d:
+        r = d.request("POST", "/fetch", body=json.dumps(items).encode(),
+                      headers={"Content-Type": "application/json",
+                               "X-Request-Id": "dbg-1"})
+        eq(r.status, 200, "the fan-out")
+        lines = h.wait_for(lambda: [
+            ln for ln in d.process.stderr().splitlines()
+            if " fetch id=dbg-1 " in ln] if d.process.stderr().count(
+                " fetch id=dbg-1 ") >= 3 else None, 5, "three fetch lines")
+        by_index = {int(re.search(r" index=(\d+) ", ln).group(1)): ln
+                    for ln in lines}
+        eq(sorted(by_index), [0, 1, 2], "indexes logged")
+        first = by_index[0]
+        for word in (f"url={u.url('/status/503?dbg')} ", "status=503 ",
+                     "error=- ", "attempts=1 ", "remote_ip=127.0.0.1 ",
+                     "total_ms="):
+            check(word in first, f"{word!r} not in {first!r}")
+        for phase in ("queue", "dns", "connect", "tls", "ttfb", "transfer"):
+            check(f" {phase}_ms=" in first, f"{phase} not in {first!r}")
+        check("error=connect " in by_index[1] and "status=0 " in by_index[1],
+              f"refused: {by_index[1]!r}")
+        check("url=http://\\x01bad/ " in by_index[2] and
+              "error=invalid_url " in by_index[2],
+              f"control byte escaped: {by_index[2]!r}")
+    with h.run_daemon({"log": {"level": "info"}}) as d:
+        d.fetch_ok([u.url("/status/200?info")])
+        check(" fetch id=" not in d.process.stderr(),
+              "fetch lines at info level")
