@@ -710,7 +710,9 @@ render_out_failed(struct render_out *out, const struct expect_spec *spec,
 	RENDER_OUT_LITERAL(out, ",\"failed_checks\":[");
 	for (i = 0; i < r->nfailed; i++) {
 		f = &r->failed[i];
-		RENDER_OUT_LITERAL(out, i > 0 ? ",{\"check\":" : "{\"check\":");
+		if (i > 0)
+			RENDER_OUT_LITERAL(out, ",");
+		RENDER_OUT_LITERAL(out, "{\"check\":");
 		render_out_string(out, expect_name(f->kind));
 		RENDER_OUT_LITERAL(out, ",\"expected\":");
 		render_out_expected(out, spec, f);
