@@ -890,9 +890,52 @@ fields_header_bytes(const struct fields *f)
 	return bytes;
 }
 
+/*
+ * The first resolve entry whose address ip_version rules out, or NULL.
+ * curl drops such an entry and asks DNS for the name instead: the name
+ * the caller pinned would be looked up and connected elsewhere.
+ */
+static const char *
+resolve_excluded(const struct fields *f)
+{
+	const struct curl_slist *l;
+	size_t len;
+	bool v6;
+
+	if (f->ip_resolve == CURL_IPRESOLVE_WHATEVER)
+		return NULL;
+	for (l = f->resolve; l != NULL; l = l->next) {
+		len = strlen(l->data);
+		v6 = len > 0 && l->data[len - 1] == ']'; /* "host:port:[::1]" */
+		if (v6 != (f->ip_resolve == CURL_IPRESOLVE_V6))
+			return l->data;
+	}
+	return NULL;
+}
+
+/* The message for an entry ("host:port:address") ip_version rules out. */
+static void
+resolve_excluded_error(
+    const char *entry, long ip_resolve, char *err, size_t errlen)
+{
+	size_t len = strlen(entry);
+	bool v6 = entry[len - 1] == ']';
+	const char *addr = v6 ? strrchr(entry, '[') : strrchr(entry, ':') + 1;
+	int keylen = (int)(addr - entry) - 1; /* the colon before it */
+
+	snprintf(err, errlen,
+	    "\"resolve\": \"%.*s\" maps to an IPv%c address, but "
+	    "\"ip_version\" is \"%c\" (the name would be looked up in DNS "
+	    "instead)",
+	    keylen > 300 ? 300 : keylen, entry, v6 ? '6' : '4',
+	    ip_resolve == CURL_IPRESOLVE_V6 ? '6' : '4');
+}
+
 int
 fields_finish(const struct fields *f, char *err, size_t errlen)
 {
+	const char *excluded;
+
 	if (fields_header_bytes(f) > FIELDS_HEADER_BYTES_MAX) {
 		snprintf(err, errlen, "\"headers\" are longer than 8192 bytes");
 		return -1;
@@ -911,6 +954,10 @@ fields_finish(const struct fields *f, char *err, size_t errlen)
 		    "only GET, HEAD, PUT, DELETE and OPTIONS "
 		    "are retried",
 		    fetch_method_name(f->method));
+		return -1;
+	}
+	if ((excluded = resolve_excluded(f)) != NULL) {
+		resolve_excluded_error(excluded, f->ip_resolve, err, errlen);
 		return -1;
 	}
 	return 0;
