@@ -498,16 +498,18 @@ read_capture_headers(struct fields_ctx *c, json_t *v)
 	return NULL;
 }
 
-/* One "host:port": "address" pair as curl's "host:port:address". */
+/* One "host:port" and its address as curl's "host:port:address". */
 static const char *
-resolve_entry(const char *key, json_t *v, struct curl_slist **list)
+resolve_entry(const char *key, const char *addr, struct curl_slist **list)
 {
-	const char *colon = strrchr(key, ':'), *addr = json_string_value(v);
+	const char *colon = strrchr(key, ':');
 	unsigned char raw[16];
 	char line[512], *end;
 	unsigned long port;
 	struct curl_slist *next;
 
+	if (strlen(key) >= 256)
+		return "a host:port is too long";
 	if (colon == NULL || colon == key || strpbrk(key, " \t\r\n,") != NULL)
 		return "a key is not \"host:port\"";
 	port = strtoul(colon + 1, &end, 10);
@@ -525,27 +527,76 @@ resolve_entry(const char *key, json_t *v, struct curl_slist **list)
 	return NULL;
 }
 
+/*
+ * "host:port:address", curl's --resolve form: the one a config module
+ * can write, since a libconfig name cannot hold ':' or '.'.  The host
+ * may be a bracketed IPv6 literal, the address may be bracketed too.
+ */
+static const char *
+resolve_line(json_t *v, struct curl_slist **list)
+{
+	const char *s = json_string_value(v), *host_end, *port, *addr;
+	char key[256], bare[INET6_ADDRSTRLEN];
+	size_t alen;
+
+	if (s == NULL || strlen(s) != json_string_length(v))
+		return "an entry is not a \"host:port:address\" string";
+	host_end = s[0] == '[' ? strchr(s, ']') : s;
+	if (host_end == NULL || (port = strchr(host_end, ':')) == NULL ||
+	    (addr = strchr(port + 1, ':')) == NULL)
+		return "an entry is not \"host:port:address\"";
+	if ((size_t)(addr - s) >= sizeof(key))
+		return "a host:port is too long";
+	snprintf(key, sizeof(key), "%.*s", (int)(addr - s), s);
+	addr++;
+	alen = strlen(addr);
+	if (alen > 2 && addr[0] == '[' && addr[alen - 1] == ']' &&
+	    alen - 2 < sizeof(bare)) {
+		snprintf(bare, sizeof(bare), "%.*s", (int)(alen - 2), addr + 1);
+		addr = bare;
+	}
+	return resolve_entry(key, addr, list);
+}
+
+/* The pairs of an object, or the strings of a list, into *list. */
+static const char *
+resolve_list(json_t *v, struct curl_slist **list)
+{
+	const char *key, *why = NULL;
+	json_t *value;
+	size_t i;
+
+	if (json_is_array(v))
+		json_array_foreach(v, i, value)
+		{
+			if (why == NULL)
+				why = resolve_line(value, list);
+		}
+	else
+		json_object_foreach(v, key, value)
+		{
+			if (why == NULL)
+				why = resolve_entry(
+				    key, json_string_value(value), list);
+		}
+	return why;
+}
+
 static const char *
 read_resolve(struct fields_ctx *c, json_t *v)
 {
 	struct curl_slist *list =
 	    arena_find(c->arena, shared_key(c, v), MADE_RESOLVE);
-	const char *key, *why = NULL;
-	json_t *value;
+	size_t n = json_is_array(v) ? json_array_size(v) : json_object_size(v);
+	const char *why;
 
 	if (list == NULL) {
-		if (!json_is_object(v) || json_object_size(v) == 0 ||
-		    json_object_size(v) > FIELDS_RESOLVE_MAX)
+		if ((!json_is_object(v) && !json_is_array(v)) || n == 0 ||
+		    n > FIELDS_RESOLVE_MAX)
 			return "is not an object of 1 to 16 \"host:port\": "
-			       "\"address\" pairs";
-		json_object_foreach(v, key, value)
-		{
-			if (why == NULL && strlen(key) < 256)
-				why = resolve_entry(key, value, &list);
-			else if (why == NULL)
-				why = "a key is too long";
-		}
-		if (why != NULL) {
+			       "\"address\" pairs (or a list of "
+			       "\"host:port:address\" strings)";
+		if ((why = resolve_list(v, &list)) != NULL) {
 			curl_slist_free_all(list);
 			return why;
 		}

@@ -651,6 +651,42 @@ START_TEST(resolve_and_ip_version_must_agree)
 }
 END_TEST
 
+/* resolve as an object of pairs, or as curl's "host:port:address" list
+ * (the form a config module can write); curl gets the same lines. */
+START_TEST(resolve_takes_pairs_or_curl_lines)
+{
+	struct request_spec *spec = parse("application/json",
+	    "[{\"url\": \"http://a.test/\", \"resolve\": "
+	    "{\"a.test:80\": \"::1\", \"b.test:8080\": \"10.0.0.1\"}},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": "
+	    "[\"a.test:80:[::1]\", \"b.test:8080:10.0.0.1\", "
+	    "\"[::2]:443:::3\"]},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": [\"a.test:80\"]},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": [\"a.test:x:::1\"]},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": [\"a:1:b\"]},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": []},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": [1]}]");
+	const struct curl_slist *l;
+	size_t i;
+
+	l = spec->items[0].fetch.resolve;
+	ck_assert_str_eq(l->data, "a.test:80:[::1]");
+	ck_assert_str_eq(l->next->data, "b.test:8080:10.0.0.1");
+	ck_assert_ptr_null(l->next->next);
+	l = spec->items[1].fetch.resolve;
+	ck_assert_str_eq(l->data, "a.test:80:[::1]");
+	ck_assert_str_eq(l->next->data, "b.test:8080:10.0.0.1");
+	ck_assert_str_eq(l->next->next->data, "[::2]:443:[::3]");
+	for (i = 2; i < spec->count; i++) {
+		ck_assert_int_eq(spec->items[i].error, FETCH_E_INVALID_URL);
+		ck_assert_msg(strncmp(spec->items[i].error_message,
+		                  "\"resolve\" ", 10) == 0,
+		    "item %zu: %s", i, spec->items[i].error_message);
+	}
+	request_spec_free(spec);
+}
+END_TEST
+
 START_TEST(url_length_limit_is_8192)
 {
 	char *ok = long_url(8192), *over = long_url(8193);
@@ -870,6 +906,7 @@ request_suite(void)
 	tcase_add_test(tc, each_item_is_validated_alone);
 	tcase_add_test(tc, item_errors_carry_a_message);
 	tcase_add_test(tc, resolve_and_ip_version_must_agree);
+	tcase_add_test(tc, resolve_takes_pairs_or_curl_lines);
 	tcase_add_test(tc, url_length_limit_is_8192);
 	tcase_add_test(tc, item_headers_have_a_size_cap);
 	tcase_add_test(tc, header_values_are_trimmed_and_empty_ones_kept);
