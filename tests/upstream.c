@@ -30,6 +30,8 @@
  *                      header=N:V    a response header; repeatable, also
  *                                    with one name
  *                      body=TEXT     the body, or body_hex=HEX for any bytes
+ *                      pad=N         N bytes 'x' before the body (to put
+ *                                    text across the reader's chunks)
  *   /hits[?path=P]   {"hits": n}: requests logged, or those whose path
  *                    starts with P
  *   /hits/last?path=P  {"method", "uri", "headers", "body_hex"} of the last
@@ -563,6 +565,26 @@ hex_append(struct evbuffer *out, const char *hex)
 	return 0;
 }
 
+/* N bytes of the static block before what body holds; -1 when bad. */
+static int
+pad_prepend(struct evbuffer *body, const char *arg)
+{
+	struct evbuffer *pad;
+	size_t len;
+	long n;
+
+	if (parse_long(arg, 0, BYTES_MAX, &n) == -1 ||
+	    (pad = evbuffer_new()) == NULL)
+		return -1;
+	for (; n > 0; n -= (long)len) {
+		len = n < BLOCK_SIZE ? (size_t)n : BLOCK_SIZE;
+		evbuffer_add_reference(pad, block, len, NULL, NULL);
+	}
+	evbuffer_prepend_buffer(body, pad);
+	evbuffer_free(pad);
+	return 0;
+}
+
 /* One query parameter of /respond; -1 when it is bad. */
 static int
 respond_param(struct evhttp_request *req, const struct evkeyval *kv,
@@ -580,6 +602,8 @@ respond_param(struct evhttp_request *req, const struct evkeyval *kv,
 		return evbuffer_add(body, kv->value, strlen(kv->value));
 	if (strcmp(kv->key, "body_hex") == 0)
 		return hex_append(body, kv->value);
+	if (strcmp(kv->key, "pad") == 0)
+		return pad_prepend(body, kv->value);
 	if (strcmp(kv->key, "header") != 0 ||
 	    (colon = strchr(kv->value, ':')) == NULL ||
 	    (size_t)(colon - kv->value) >= sizeof(name))
