@@ -699,7 +699,8 @@ fetch_setup(struct fetch_worker *w, const struct fetch_hop *hop,
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, spec->verify_tls ? 2L : 0L);
 	curl_easy_setopt(h, CURLOPT_IPRESOLVE, spec->ip_resolve);
 	fetch_method_setup(h, hop);
-	if (hop->body != NULL) {
+	/* A bodiless POST is an empty one, not an empty form. */
+	if (hop->body != NULL || hop->method == FETCH_POST) {
 		snprintf(ctype, ctype_len, "Content-Type:%s%s",
 		    spec->content_type != NULL ? " " : "",
 		    spec->content_type != NULL ? spec->content_type : "");
