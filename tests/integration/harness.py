@@ -284,26 +284,44 @@ def render_value(v):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, float):
+        return repr(v)
     if isinstance(v, str):
         return json.dumps(v)  # libconfig strings escape as JSON's do
+    if isinstance(v, dict):
+        return "{ " + " ".join(f"{k} = {render_value(x)};"
+                               for k, x in v.items()) + " }"
     if isinstance(v, (list, tuple)):
-        return "[ " + ", ".join(render_value(x) for x in v) + " ]"
+        # An array holds scalars of one type; anything else is a list.
+        kinds = {type(x) for x in v}
+        if len(kinds) <= 1 and not kinds & {dict, list, tuple}:
+            return "[ " + ", ".join(render_value(x) for x in v) + " ]"
+        return "( " + ", ".join(render_value(x) for x in v) + " )"
     raise TypeError(f"cannot render {v!r}")
 
 
 def render_config(settings):
-    """{"listen": {"port": 1}} -> libconfig text, one group per line."""
+    """{"listen": {"port": 1}} -> libconfig text, one group per line; a
+    top-level list (modules) becomes a list of groups."""
     lines = []
     for group, keys in settings.items():
+        if isinstance(keys, (list, tuple)):
+            lines.append(f"{group} = {render_value(list(keys))};")
+            continue
         body = " ".join(f"{k} = {render_value(v)};" for k, v in keys.items())
         lines.append(f"{group} = {{ {body} }};")
     return "\n".join(lines) + "\n"
 
 
 def merge(base, extra):
-    out = {g: dict(keys) for g, keys in base.items()}
+    """Groups merge key by key; a list (modules) is replaced whole."""
+    out = {g: list(keys) if isinstance(keys, (list, tuple)) else dict(keys)
+           for g, keys in base.items()}
     for group, keys in (extra or {}).items():
-        out.setdefault(group, {}).update(keys)
+        if isinstance(keys, (list, tuple)):
+            out[group] = list(keys)
+        else:
+            out.setdefault(group, {}).update(keys)
     return out
 
 
