@@ -881,8 +881,15 @@ fields_module(struct fields_ctx *c, json_t *v, char *err, size_t errlen)
 		    json_string_value(v));
 		return -1;
 	}
-	return fields_apply(
-	    c->f, m->fields, FIELDS_MODULE, c->cfg, c->arena, err, errlen);
+	/* A module with a bad field fails every request that names it:
+	 * the message says which module (fields_check_modules() is what
+	 * catches it at load). */
+	if (fields_apply(c->f, m->fields, FIELDS_MODULE, c->cfg, c->arena,
+	        c->why, c->whylen) == -1) {
+		snprintf(err, errlen, "module \"%s\": %s", m->name, c->why);
+		return -1;
+	}
+	return 0;
 }
 
 int
