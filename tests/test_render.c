@@ -270,6 +270,47 @@ START_TEST(failed_checks_are_listed_in_full)
 }
 END_TEST
 
+/*
+ * A capture that cuts a character in two is not text: body_base64, and
+ * nothing is read past the captured bytes (an ASan build checks that:
+ * the buffer is exactly the capture, with no NUL after it).
+ */
+START_TEST(a_capture_ending_inside_a_character_is_base64)
+{
+	static const char *const cases[][2] = {
+	    {"h\xc3", "aMM="}, {"\xe2\x82", "4oI="},
+	    {"ok\xf0\x9f\x98", "b2vwn5g="},
+	    {"\xc3\xa9", NULL}, /* whole: text */
+	};
+	struct request_item spec = {.url = (char *)("http://c.example/")};
+	struct fetch_result r = result_ok();
+	size_t i, len;
+	json_t *o;
+
+	spec.fetch.capture = 8;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = strlen(cases[i][0]);
+		r.body = malloc(len);
+		ck_assert_ptr_nonnull(r.body);
+		memcpy(r.body, cases[i][0], len);
+		r.body_len = len;
+		r.body_truncated = true;
+		o = result_json(0, &spec, &r);
+		if (cases[i][1] != NULL)
+			ck_assert_str_eq(json_string_value(
+			                     json_object_get(o, "body_base64")),
+			    cases[i][1]);
+		else
+			ck_assert_str_eq(
+			    json_string_value(json_object_get(o, "body")),
+			    "\xc3\xa9");
+		ck_assert(json_is_true(json_object_get(o, "body_truncated")));
+		json_decref(o);
+		free(r.body);
+	}
+}
+END_TEST
+
 START_TEST(invalid_item_has_null_url_and_empty_message)
 {
 	struct request_item spec = {.url = (char *)(NULL)};
@@ -929,6 +970,7 @@ render_suite(void)
 	tcase_add_test(tc, a_tls_success_has_version_cipher_and_verified);
 	tcase_add_test(tc, invalid_item_has_null_url_and_empty_message);
 	tcase_add_test(tc, failed_checks_are_listed_in_full);
+	tcase_add_test(tc, a_capture_ending_inside_a_character_is_base64);
 	tcase_add_test(tc, ids_from_the_request_are_echoed);
 	tcase_add_test(tc, real_ids_read_back_as_the_same_double);
 	tcase_add_test(tc, integer_ids_stay_exact);
