@@ -964,6 +964,9 @@ fetch_retryable(const struct fetch_result *r)
 	}
 }
 
+/* The longest Retry-After honoured, in seconds: a day. */
+#define FETCH_RETRY_AFTER_MAX 86400
+
 /*
  * How long to wait before attempt n+1: retry_backoff_ms doubled each
  * time, the second half of it random (so that many fetches retrying
@@ -981,10 +984,16 @@ fetch_backoff_ns(
 	w->rng ^= w->rng >> 7;
 	w->rng ^= w->rng << 17;
 	base = base / 2 + (base > 1 ? w->rng % (base / 2 + 1) : 0);
+	/* Seconds past a day are past any deadline (timeout_ms is at most
+	 * an hour), and would overflow in nanoseconds into a short wait. */
 	if (curl_easy_getinfo(w->easy, CURLINFO_RETRY_AFTER, &after) ==
 	        CURLE_OK &&
-	    after > 0 && (uint64_t)after * 1000000000u > base)
-		base = (uint64_t)after * 1000000000u;
+	    after > 0) {
+		after = after < FETCH_RETRY_AFTER_MAX ? after
+		                                      : FETCH_RETRY_AFTER_MAX;
+		if ((uint64_t)after * 1000000000u > base)
+			base = (uint64_t)after * 1000000000u;
+	}
 	return base;
 }
 
