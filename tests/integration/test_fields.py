@@ -37,6 +37,8 @@ MODULES = [
      "content_type": "application/json", "headers": {"X-From-Module": "m"}},
     {"name": "retry", "retries": 2, "retry_backoff_ms": 0},
     {"name": "slow_ok", "expect": {"max_ms": 60000.5}},
+    {"name": "short", "timeout_ms": 200, "follow_redirects": False},
+    {"name": "insecure", "verify_tls": False},
 ]
 
 
@@ -424,6 +426,11 @@ def test_expect_cert_days_left():
     passed(res[1], "5 days >= 3")
     passed(res[2], "365 days >= 30")
     passed(res[3], "plain http")
+    r = one(d, ng.url("self_signed"))
+    eq(r["error"]["code"], "tls", "a self-signed leaf, verified")
+    r = one(d, {"url": ng.url("self_signed"), "module": "insecure"})
+    eq((r["status"], r["tls"]["verified"]), (200, False),
+       "verify_tls false from a module")
 
 
 def test_expect_failures_are_all_listed_in_order():
@@ -897,16 +904,20 @@ def test_retry_after_is_honoured():
 
 
 def test_retry_after_beyond_the_deadline_ends_the_fetch():
+    """A Retry-After past timeout_ms ends the fetch with the answer it
+    has.  18446744074 s once overflowed, in nanoseconds, into a wait of
+    0.29 s, and the fetch was retried at once."""
     d, u = setup()
-    path = fresh("ra30")
-    start = time.monotonic()
-    r = one(d, {"url": respond(u, path, seq=[503, 200],
-                               headers=["Retry-After: 30"]),
-                "retries": 2, "timeout_ms": 2000})
-    eq((r["status"], r["attempts"], r["time_ms"]["retry_wait"]),
-       (503, 1, 0.0), f"{r!r}")
-    check(time.monotonic() - start < 10, "waited for Retry-After: 30")
-    eq(u.hits(path), 1, "requests sent")
+    for after in ("30", "18446744074"):
+        path = fresh("ra")
+        start = time.monotonic()
+        r = one(d, {"url": respond(u, path, seq=[503, 200],
+                                   headers=["Retry-After: " + after]),
+                    "retries": 2, "timeout_ms": 2000})
+        eq((r["status"], r["attempts"], r["time_ms"]["retry_wait"]),
+           (503, 1, 0.0), f"Retry-After: {after}: {r!r}")
+        check(time.monotonic() - start < 10, f"waited for {after}")
+        eq(u.hits(path), 1, f"Retry-After: {after}: requests sent")
 
 
 def test_a_timeout_is_not_retried_past_the_deadline():
@@ -1191,6 +1202,20 @@ def test_module_fields_are_overridden_by_the_object_and_the_item():
     eq((res[0]["status"], res[0]["attempts"]), (200, 2),
        "the request module's retries under an item module")
     eq((res[1]["status"], res[1]["attempts"]), (503, 1), "the item's 0")
+
+
+def test_module_timeout_and_follow_redirects():
+    d, u = setup()
+    start = time.monotonic()
+    r = one(d, {"url": u.url("/hang"), "module": "short"})
+    eq(r["error"]["code"], "timeout", f"the module's timeout_ms: {r!r}")
+    check(time.monotonic() - start < 5, "timeout_ms 200 took seconds")
+    url = respond(u, fresh("mshort"), status=302,
+                  headers=["Location: " + fresh("mshort")])
+    r = one(d, url, module="short")
+    eq((r["status"], r["redirects"]), (302, 0), "not followed")
+    r = one(d, {"url": url, "module": "short", "follow_redirects": True})
+    eq((r["status"], r["redirects"]), (200, 1), "the item's over it")
 
 
 def test_module_unknown_or_not_a_string():
