@@ -1310,6 +1310,21 @@ def test_module_with_a_bad_field():
                         r"integer from 0 to 5", p.stderr),
               f"fanoutd -t: {p.stderr!r}")
         check("fine" not in p.stderr, f"a good module reported: {p.stderr}")
+        # a reload to it keeps the running modules
+        with h.run_daemon(module_conf(u, [{"name": "fine",
+                                           "capture": 4}])) as d:
+            with open(d.config_path, "w") as f:
+                f.write(h.render_config(h.merge(h.merge(
+                    h.BASE_CONFIG, settings), {"listen": {
+                        "address": d.host, "port": d.port}})))
+            os.kill(d.process.pid, signal.SIGHUP)
+            h.wait_for(lambda: "keeping the running config" in
+                       d.process.stderr(), 10, "the failed reload")
+            check("modules: broken:" in d.process.stderr(),
+                  "the reload's error names the module")
+            r = one(d, respond(u, fresh("mkeep"), body="kept"),
+                    module="fine")
+            eq(r.get("body"), "kept", "the running module still applies")
         return
     with h.run_daemon(settings) as d:
         url = respond(u, fresh("mbroken"))
