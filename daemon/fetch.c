@@ -699,7 +699,8 @@ fetch_setup(struct fetch_worker *w, const struct fetch_hop *hop,
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, spec->verify_tls ? 2L : 0L);
 	curl_easy_setopt(h, CURLOPT_IPRESOLVE, spec->ip_resolve);
 	fetch_method_setup(h, hop);
-	if (hop->body != NULL) {
+	/* A bodiless POST is an empty one, not an empty form. */
+	if (hop->body != NULL || hop->method == FETCH_POST) {
 		snprintf(ctype, ctype_len, "Content-Type:%s%s",
 		    spec->content_type != NULL ? " " : "",
 		    spec->content_type != NULL ? spec->content_type : "");
@@ -963,6 +964,9 @@ fetch_retryable(const struct fetch_result *r)
 	}
 }
 
+/* The longest Retry-After honoured, in seconds: a day. */
+#define FETCH_RETRY_AFTER_MAX 86400
+
 /*
  * How long to wait before attempt n+1: retry_backoff_ms doubled each
  * time, the second half of it random (so that many fetches retrying
@@ -980,10 +984,16 @@ fetch_backoff_ns(
 	w->rng ^= w->rng >> 7;
 	w->rng ^= w->rng << 17;
 	base = base / 2 + (base > 1 ? w->rng % (base / 2 + 1) : 0);
+	/* Seconds past a day are past any deadline (timeout_ms is at most
+	 * an hour), and would overflow in nanoseconds into a short wait. */
 	if (curl_easy_getinfo(w->easy, CURLINFO_RETRY_AFTER, &after) ==
 	        CURLE_OK &&
-	    after > 0 && (uint64_t)after * 1000000000u > base)
-		base = (uint64_t)after * 1000000000u;
+	    after > 0) {
+		after = after < FETCH_RETRY_AFTER_MAX ? after
+		                                      : FETCH_RETRY_AFTER_MAX;
+		if ((uint64_t)after * 1000000000u > base)
+			base = (uint64_t)after * 1000000000u;
+	}
 	return base;
 }
 

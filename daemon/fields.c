@@ -286,16 +286,6 @@ read_bool(json_t *v, bool *out)
 	return NULL;
 }
 
-static const char *const fields_methods[FETCH_METHOD_COUNT] = {
-    [FETCH_GET] = "GET",
-    [FETCH_HEAD] = "HEAD",
-    [FETCH_POST] = "POST",
-    [FETCH_PUT] = "PUT",
-    [FETCH_PATCH] = "PATCH",
-    [FETCH_DELETE] = "DELETE",
-    [FETCH_OPTIONS] = "OPTIONS",
-};
-
 static const char *
 read_method(struct fields_ctx *c, json_t *v)
 {
@@ -303,7 +293,8 @@ read_method(struct fields_ctx *c, json_t *v)
 	int i;
 
 	for (i = 0; s != NULL && i < FETCH_METHOD_COUNT; i++)
-		if (key_is(s, json_string_length(v), fields_methods[i])) {
+		if (key_is(s, json_string_length(v),
+		        fetch_method_name((enum fetch_method)i))) {
 			c->f->method = (enum fetch_method)i;
 			return NULL;
 		}
@@ -498,16 +489,18 @@ read_capture_headers(struct fields_ctx *c, json_t *v)
 	return NULL;
 }
 
-/* One "host:port": "address" pair as curl's "host:port:address". */
+/* One "host:port" and its address as curl's "host:port:address". */
 static const char *
-resolve_entry(const char *key, json_t *v, struct curl_slist **list)
+resolve_entry(const char *key, const char *addr, struct curl_slist **list)
 {
-	const char *colon = strrchr(key, ':'), *addr = json_string_value(v);
+	const char *colon = strrchr(key, ':');
 	unsigned char raw[16];
 	char line[512], *end;
 	unsigned long port;
 	struct curl_slist *next;
 
+	if (strlen(key) >= 256)
+		return "a host:port is too long";
 	if (colon == NULL || colon == key || strpbrk(key, " \t\r\n,") != NULL)
 		return "a key is not \"host:port\"";
 	port = strtoul(colon + 1, &end, 10);
@@ -525,27 +518,76 @@ resolve_entry(const char *key, json_t *v, struct curl_slist **list)
 	return NULL;
 }
 
+/*
+ * "host:port:address", curl's --resolve form: the one a config module
+ * can write, since a libconfig name cannot hold ':' or '.'.  The host
+ * may be a bracketed IPv6 literal, the address may be bracketed too.
+ */
+static const char *
+resolve_line(json_t *v, struct curl_slist **list)
+{
+	const char *s = json_string_value(v), *host_end, *port, *addr;
+	char key[256], bare[INET6_ADDRSTRLEN];
+	size_t alen;
+
+	if (s == NULL || strlen(s) != json_string_length(v))
+		return "an entry is not a \"host:port:address\" string";
+	host_end = s[0] == '[' ? strchr(s, ']') : s;
+	if (host_end == NULL || (port = strchr(host_end, ':')) == NULL ||
+	    (addr = strchr(port + 1, ':')) == NULL)
+		return "an entry is not \"host:port:address\"";
+	if ((size_t)(addr - s) >= sizeof(key))
+		return "a host:port is too long";
+	snprintf(key, sizeof(key), "%.*s", (int)(addr - s), s);
+	addr++;
+	alen = strlen(addr);
+	if (alen > 2 && addr[0] == '[' && addr[alen - 1] == ']' &&
+	    alen - 2 < sizeof(bare)) {
+		snprintf(bare, sizeof(bare), "%.*s", (int)(alen - 2), addr + 1);
+		addr = bare;
+	}
+	return resolve_entry(key, addr, list);
+}
+
+/* The pairs of an object, or the strings of a list, into *list. */
+static const char *
+resolve_list(json_t *v, struct curl_slist **list)
+{
+	const char *key, *why = NULL;
+	json_t *value;
+	size_t i;
+
+	if (json_is_array(v))
+		json_array_foreach(v, i, value)
+		{
+			if (why == NULL)
+				why = resolve_line(value, list);
+		}
+	else
+		json_object_foreach(v, key, value)
+		{
+			if (why == NULL)
+				why = resolve_entry(
+				    key, json_string_value(value), list);
+		}
+	return why;
+}
+
 static const char *
 read_resolve(struct fields_ctx *c, json_t *v)
 {
 	struct curl_slist *list =
 	    arena_find(c->arena, shared_key(c, v), MADE_RESOLVE);
-	const char *key, *why = NULL;
-	json_t *value;
+	size_t n = json_is_array(v) ? json_array_size(v) : json_object_size(v);
+	const char *why;
 
 	if (list == NULL) {
-		if (!json_is_object(v) || json_object_size(v) == 0 ||
-		    json_object_size(v) > FIELDS_RESOLVE_MAX)
+		if ((!json_is_object(v) && !json_is_array(v)) || n == 0 ||
+		    n > FIELDS_RESOLVE_MAX)
 			return "is not an object of 1 to 16 \"host:port\": "
-			       "\"address\" pairs";
-		json_object_foreach(v, key, value)
-		{
-			if (why == NULL && strlen(key) < 256)
-				why = resolve_entry(key, value, &list);
-			else if (why == NULL)
-				why = "a key is too long";
-		}
-		if (why != NULL) {
+			       "\"address\" pairs (or a list of "
+			       "\"host:port:address\" strings)";
+		if ((why = resolve_list(v, &list)) != NULL) {
 			curl_slist_free_all(list);
 			return why;
 		}
@@ -830,8 +872,15 @@ fields_module(struct fields_ctx *c, json_t *v, char *err, size_t errlen)
 		    json_string_value(v));
 		return -1;
 	}
-	return fields_apply(
-	    c->f, m->fields, FIELDS_MODULE, c->cfg, c->arena, err, errlen);
+	/* A module with a bad field fails every request that names it:
+	 * the message says which module (fields_check_modules() is what
+	 * catches it at load). */
+	if (fields_apply(c->f, m->fields, FIELDS_MODULE, c->cfg, c->arena,
+	        c->why, c->whylen) == -1) {
+		snprintf(err, errlen, "module \"%s\": %s", m->name, c->why);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -890,9 +939,52 @@ fields_header_bytes(const struct fields *f)
 	return bytes;
 }
 
+/*
+ * The first resolve entry whose address ip_version rules out, or NULL.
+ * curl drops such an entry and asks DNS for the name instead: the name
+ * the caller pinned would be looked up and connected elsewhere.
+ */
+static const char *
+resolve_excluded(const struct fields *f)
+{
+	const struct curl_slist *l;
+	size_t len;
+	bool v6;
+
+	if (f->ip_resolve == CURL_IPRESOLVE_WHATEVER)
+		return NULL;
+	for (l = f->resolve; l != NULL; l = l->next) {
+		len = strlen(l->data);
+		v6 = len > 0 && l->data[len - 1] == ']'; /* "host:port:[::1]" */
+		if (v6 != (f->ip_resolve == CURL_IPRESOLVE_V6))
+			return l->data;
+	}
+	return NULL;
+}
+
+/* The message for an entry ("host:port:address") ip_version rules out. */
+static void
+resolve_excluded_error(
+    const char *entry, long ip_resolve, char *err, size_t errlen)
+{
+	size_t len = strlen(entry);
+	bool v6 = entry[len - 1] == ']';
+	const char *addr = v6 ? strrchr(entry, '[') : strrchr(entry, ':') + 1;
+	int keylen = (int)(addr - entry) - 1; /* the colon before it */
+
+	snprintf(err, errlen,
+	    "\"resolve\": \"%.*s\" maps to an IPv%c address, but "
+	    "\"ip_version\" is \"%c\" (the name would be looked up in DNS "
+	    "instead)",
+	    keylen > 300 ? 300 : keylen, entry, v6 ? '6' : '4',
+	    ip_resolve == CURL_IPRESOLVE_V6 ? '6' : '4');
+}
+
 int
 fields_finish(const struct fields *f, char *err, size_t errlen)
 {
+	const char *excluded;
+
 	if (fields_header_bytes(f) > FIELDS_HEADER_BYTES_MAX) {
 		snprintf(err, errlen, "\"headers\" are longer than 8192 bytes");
 		return -1;
@@ -911,6 +1003,10 @@ fields_finish(const struct fields *f, char *err, size_t errlen)
 		    "only GET, HEAD, PUT, DELETE and OPTIONS "
 		    "are retried",
 		    fetch_method_name(f->method));
+		return -1;
+	}
+	if ((excluded = resolve_excluded(f)) != NULL) {
+		resolve_excluded_error(excluded, f->ip_resolve, err, errlen);
 		return -1;
 	}
 	return 0;

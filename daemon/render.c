@@ -586,16 +586,22 @@ render_out_http_version(struct render_out *out, int version)
 
 static void render_out_ms(struct render_out *out, double ms);
 
-/* len bytes are UTF-8 with no NUL: a JSON string can carry them. */
+/*
+ * len bytes are UTF-8 with no NUL: a JSON string can carry them.  The
+ * bytes are a capture, not a C string: a sequence its lead byte says is
+ * longer than what is left is refused before render_utf8_len() would
+ * read past the end (a capture may cut a character in two).
+ */
 static bool
 render_utf8_text(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, n, bad;
+	size_t i = 0, n, bad, need;
 
 	while (i < len) {
-		if (p[i] == '\0' || (n = render_utf8_len(p + i, &bad)) == 0 ||
-		    i + n > len)
+		need = p[i] < 0x80 ? 1 : p[i] < 0xe0 ? 2 : p[i] < 0xf0 ? 3 : 4;
+		if (p[i] == '\0' || need > len - i ||
+		    (n = render_utf8_len(p + i, &bad)) == 0)
 			return false;
 		i += n;
 	}
@@ -708,7 +714,9 @@ render_out_failed(struct render_out *out, const struct expect_spec *spec,
 	RENDER_OUT_LITERAL(out, ",\"failed_checks\":[");
 	for (i = 0; i < r->nfailed; i++) {
 		f = &r->failed[i];
-		RENDER_OUT_LITERAL(out, i > 0 ? ",{\"check\":" : "{\"check\":");
+		if (i > 0)
+			RENDER_OUT_LITERAL(out, ",");
+		RENDER_OUT_LITERAL(out, "{\"check\":");
 		render_out_string(out, expect_name(f->kind));
 		RENDER_OUT_LITERAL(out, ",\"expected\":");
 		render_out_expected(out, spec, f);

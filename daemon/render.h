@@ -35,8 +35,12 @@ struct render_out {
 void render_out_init(
     struct render_out *out, json_dump_callback_t emit, void *data);
 void render_out_add(struct render_out *out, const char *text, size_t len);
-/* A string literal, without its NUL. */
-#define RENDER_OUT_LITERAL(out, lit) render_out_add(out, lit, sizeof(lit) - 1)
+/*
+ * A string literal, without its NUL.  "" lit "" makes anything but a
+ * literal a compile error: sizeof a pointer would cut the text short.
+ */
+#define RENDER_OUT_LITERAL(out, lit)                                           \
+	render_out_add(out, "" lit "", sizeof(lit) - 1)
 /* Emit what is gathered; 0, or -1 when any step since init failed. */
 int render_out_flush(struct render_out *out);
 

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "expect.h"
 #include "fetch.h"
 #include "render.h"
 #include "request.h"
@@ -224,6 +225,90 @@ START_TEST(failure_has_nulls_and_an_error_object)
 	    "\"tls\":0.0,\"ttfb\":0.0,\"transfer\":0.0,\"total\":1000.25,"
 	    "\"retry_wait\":0.0},"
 	    "\"http_version\":null,\"tls\":null,\"attempts\":1}");
+}
+END_TEST
+
+/* Issue 11: failed_checks, every entry whole (two or more once lost
+ * the text after the first seven bytes of each "check" key). */
+START_TEST(failed_checks_are_listed_in_full)
+{
+	struct request_item spec = {.url = (char *)("http://c.example/")};
+	struct fetch_result r = result_ok();
+	struct expect_failure failed[3] = {
+	    {.kind = EXPECT_STATUS, .has_actual = true, .actual_num = 301},
+	    {.kind = EXPECT_BODY_CONTAINS, .entry = 0},
+	    {.kind = EXPECT_HEADERS, .entry = 0, .has_actual = true},
+	};
+	struct expect_spec *e = expect_spec_new();
+	char err[256], *text;
+	json_t *o;
+
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(expect_add_status_text(e, "2xx", err, sizeof(err)), 0);
+	ck_assert_int_eq(
+	    expect_add_text(e, EXPECT_BODY_CONTAINS, "up", 2, err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(
+	    expect_add_header(e, "X-V", "^1", 2, err, sizeof(err)), 0);
+	spec.fetch.expect = e;
+	r.error = FETCH_E_CHECK_FAILED;
+	r.message = "status 301 not in [2xx]";
+	r.status = 301;
+	r.checked = true;
+	r.failed = failed;
+	r.nfailed = 3;
+	o = result_json(0, &spec, &r);
+	text = json_dumps(
+	    json_object_get(o, "failed_checks"), JSON_COMPACT | JSON_EMBED);
+	ck_assert_str_eq(text,
+	    "{\"check\":\"status\",\"expected\":[\"2xx\"],\"actual\":301},"
+	    "{\"check\":\"body_contains\",\"expected\":\"up\"},"
+	    "{\"check\":\"headers\",\"expected\":{\"X-V\":\"^1\"},"
+	    "\"actual\":null}");
+	free(text);
+	json_decref(o);
+	expect_spec_unref(e);
+}
+END_TEST
+
+/*
+ * A capture that cuts a character in two is not text: body_base64, and
+ * nothing is read past the captured bytes (an ASan build checks that:
+ * the buffer is exactly the capture, with no NUL after it).
+ */
+START_TEST(a_capture_ending_inside_a_character_is_base64)
+{
+	static const char *const cases[][2] = {
+	    {"h\xc3", "aMM="}, {"\xe2\x82", "4oI="},
+	    {"ok\xf0\x9f\x98", "b2vwn5g="},
+	    {"\xc3\xa9", NULL}, /* whole: text */
+	};
+	struct request_item spec = {.url = (char *)("http://c.example/")};
+	struct fetch_result r = result_ok();
+	size_t i, len;
+	json_t *o;
+
+	spec.fetch.capture = 8;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = strlen(cases[i][0]);
+		r.body = malloc(len);
+		ck_assert_ptr_nonnull(r.body);
+		memcpy(r.body, cases[i][0], len);
+		r.body_len = len;
+		r.body_truncated = true;
+		o = result_json(0, &spec, &r);
+		if (cases[i][1] != NULL)
+			ck_assert_str_eq(json_string_value(
+			                     json_object_get(o, "body_base64")),
+			    cases[i][1]);
+		else
+			ck_assert_str_eq(
+			    json_string_value(json_object_get(o, "body")),
+			    "\xc3\xa9");
+		ck_assert(json_is_true(json_object_get(o, "body_truncated")));
+		json_decref(o);
+		free(r.body);
+	}
 }
 END_TEST
 
@@ -885,6 +970,8 @@ render_suite(void)
 	tcase_add_test(tc, a_tls_failure_has_its_reason_and_certificate);
 	tcase_add_test(tc, a_tls_success_has_version_cipher_and_verified);
 	tcase_add_test(tc, invalid_item_has_null_url_and_empty_message);
+	tcase_add_test(tc, failed_checks_are_listed_in_full);
+	tcase_add_test(tc, a_capture_ending_inside_a_character_is_base64);
 	tcase_add_test(tc, ids_from_the_request_are_echoed);
 	tcase_add_test(tc, real_ids_read_back_as_the_same_double);
 	tcase_add_test(tc, integer_ids_stay_exact);

@@ -615,6 +615,79 @@ START_TEST(item_errors_carry_a_message)
 }
 END_TEST
 
+/*
+ * A resolve address ip_version rules out: curl would drop the entry and
+ * ask DNS for the name, so it is refused, at whichever level the two
+ * fields meet.
+ */
+START_TEST(resolve_and_ip_version_must_agree)
+{
+	struct request_spec *spec = parse("application/json",
+	    "{\"resolve\": {\"a.test:80\": \"::1\", \"b.test:81\": "
+	    "\"127.0.0.1\"}, \"urls\": ["
+	    "{\"url\": \"http://a.test/\", \"ip_version\": \"4\"},"
+	    "{\"url\": \"http://b.test:81/\", \"ip_version\": \"6\"},"
+	    "{\"url\": \"http://b.test:81/\", \"ip_version\": \"any\"},"
+	    "{\"url\": \"http://a.test/\", \"ip_version\": \"4\", "
+	    "\"resolve\": {\"[::1]:80\": \"127.0.0.2\"}}]}");
+	struct request_error err;
+
+	ck_assert_int_eq(spec->items[0].error, FETCH_E_INVALID_URL);
+	ck_assert_str_eq(spec->items[0].error_message,
+	    "\"resolve\": \"a.test:80\" maps to an IPv6 address, but "
+	    "\"ip_version\" is \"4\" (the name would be looked up in DNS "
+	    "instead)");
+	ck_assert_int_eq(spec->items[1].error, FETCH_E_INVALID_URL);
+	ck_assert_ptr_nonnull(strstr(
+	    spec->items[1].error_message, "\"b.test:81\" maps to an IPv4"));
+	ck_assert_int_eq(spec->items[2].error, FETCH_OK);
+	ck_assert_int_eq(spec->items[3].error, FETCH_OK);
+	request_spec_free(spec);
+	err = refused("application/json",
+	    "{\"ip_version\": \"6\", \"resolve\": {\"c.test:1\": "
+	    "\"10.0.0.1\"}, \"urls\": []}",
+	    400, "invalid_request");
+	ck_assert_ptr_nonnull(
+	    strstr(err.message, "\"c.test:1\" maps to an IPv4"));
+}
+END_TEST
+
+/* resolve as an object of pairs, or as curl's "host:port:address" list
+ * (the form a config module can write); curl gets the same lines. */
+START_TEST(resolve_takes_pairs_or_curl_lines)
+{
+	struct request_spec *spec = parse("application/json",
+	    "[{\"url\": \"http://a.test/\", \"resolve\": "
+	    "{\"a.test:80\": \"::1\", \"b.test:8080\": \"10.0.0.1\"}},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": "
+	    "[\"a.test:80:[::1]\", \"b.test:8080:10.0.0.1\", "
+	    "\"[::2]:443:::3\"]},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": [\"a.test:80\"]},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": [\"a.test:x:::1\"]},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": [\"a:1:b\"]},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": []},"
+	    "{\"url\": \"http://a.test/\", \"resolve\": [1]}]");
+	const struct curl_slist *l;
+	size_t i;
+
+	l = spec->items[0].fetch.resolve;
+	ck_assert_str_eq(l->data, "a.test:80:[::1]");
+	ck_assert_str_eq(l->next->data, "b.test:8080:10.0.0.1");
+	ck_assert_ptr_null(l->next->next);
+	l = spec->items[1].fetch.resolve;
+	ck_assert_str_eq(l->data, "a.test:80:[::1]");
+	ck_assert_str_eq(l->next->data, "b.test:8080:10.0.0.1");
+	ck_assert_str_eq(l->next->next->data, "[::2]:443:[::3]");
+	for (i = 2; i < spec->count; i++) {
+		ck_assert_int_eq(spec->items[i].error, FETCH_E_INVALID_URL);
+		ck_assert_msg(strncmp(spec->items[i].error_message,
+		                  "\"resolve\" ", 10) == 0,
+		    "item %zu: %s", i, spec->items[i].error_message);
+	}
+	request_spec_free(spec);
+}
+END_TEST
+
 START_TEST(url_length_limit_is_8192)
 {
 	char *ok = long_url(8192), *over = long_url(8193);
@@ -906,6 +979,8 @@ request_suite(void)
 	tcase_add_test(tc, request_headers_have_a_size_cap);
 	tcase_add_test(tc, each_item_is_validated_alone);
 	tcase_add_test(tc, item_errors_carry_a_message);
+	tcase_add_test(tc, resolve_and_ip_version_must_agree);
+	tcase_add_test(tc, resolve_takes_pairs_or_curl_lines);
 	tcase_add_test(tc, url_length_limit_is_8192);
 	tcase_add_test(tc, item_headers_have_a_size_cap);
 	tcase_add_test(tc, header_values_are_trimmed_and_empty_ones_kept);

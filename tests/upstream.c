@@ -21,9 +21,21 @@
  *   /hang            never answers
  *   /reset           closes the connection unanswered (SO_LINGER 0: RST)
  *   /headers         200 with the request's headers as a JSON object
+ *   /respond/NAME?.. an answer made of query parameters (any NAME, so
+ *                    that each test has paths of its own):
+ *                      status=N      its status (default 200)
+ *                      seq=A,B,C     the status of the first, second, ...
+ *                                    request of this exact path; the last
+ *                                    one repeats (for retries)
+ *                      header=N:V    a response header; repeatable, also
+ *                                    with one name
+ *                      body=TEXT     the body, or body_hex=HEX for any bytes
+ *                      pad=N         N bytes 'x' before the body (to put
+ *                                    text across the reader's chunks)
  *   /hits[?path=P]   {"hits": n}: requests logged, or those whose path
  *                    starts with P
- *   /hits/last?path=P  {"method", "uri", "headers"} of the last such request
+ *   /hits/last?path=P  {"method", "uri", "headers", "body_hex"} of the last
+ *                    such request (body_hex: its body, two hex digits a byte)
  *   /hits/reset      empties the log
  */
 #include <sys/types.h>
@@ -39,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -53,12 +66,14 @@
 #define DELAY_MAX  600000L
 #define BYTES_MAX  (1L << 32)
 #define REDIRS_MAX 1000L
+#define SEQ_MAX    32
 
 struct hit {
 	char *path;
 	char *method;
 	char *uri;
 	char *headers; /* JSON object text */
+	char *body;    /* the request body in hex */
 };
 
 /* A request answered later (/delay) or never (/hang). */
@@ -205,6 +220,7 @@ hit_clear(struct hit *hit)
 	free(hit->method);
 	free(hit->uri);
 	free(hit->headers);
+	free(hit->body);
 	memset(hit, 0, sizeof(*hit));
 }
 
@@ -217,6 +233,26 @@ hits_reset(struct upstream *up)
 		hit_clear(&up->hits[i]);
 	up->hits_next = 0;
 	up->hits_len = 0;
+}
+
+/* The request body as hex digits (bodies here are small). */
+static char *
+body_hex(struct evhttp_request *req)
+{
+	static const char digits[] = "0123456789abcdef";
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t i, len = evbuffer_get_length(in);
+	unsigned char *raw = evbuffer_pullup(in, -1);
+	char *hex;
+
+	if ((hex = malloc(2 * len + 1)) == NULL)
+		die("out of memory");
+	for (i = 0; i < len; i++) {
+		hex[2 * i] = digits[raw[i] >> 4];
+		hex[2 * i + 1] = digits[raw[i] & 15];
+	}
+	hex[2 * len] = '\0';
+	return hex;
 }
 
 static void
@@ -233,6 +269,7 @@ hits_add(struct upstream *up, struct evhttp_request *req, const char *path)
 	hit->method = xstrdup(method_name(evhttp_request_get_command(req)));
 	hit->uri = xstrdup(evhttp_request_get_uri(req));
 	hit->headers = buffer_take_string(buf);
+	hit->body = body_hex(req);
 	evbuffer_free(buf);
 	up->hits_next = (up->hits_next + 1) % HITS_MAX;
 	if (up->hits_len < HITS_MAX)
@@ -475,6 +512,143 @@ serve_headers(struct evhttp_request *req)
 	evbuffer_free(body);
 }
 
+/* How many logged requests had exactly this path (this one included). */
+static size_t
+hits_exact(struct upstream *up, const char *path)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < up->hits_len; i++)
+		n += strcmp(hits_nth_newest(up, i)->path, path) == 0;
+	return n;
+}
+
+/* The nth (1-based) status of "A,B,C"; the last repeats.  -1: bad. */
+static long
+seq_status(const char *seq, size_t nth)
+{
+	char copy[SEQ_MAX * 4], *p, *comma;
+	size_t i;
+	long code = -1;
+
+	if (strlen(seq) >= sizeof(copy))
+		return -1;
+	snprintf(copy, sizeof(copy), "%s", seq);
+	for (p = copy, i = 1;; p = comma + 1, i++) {
+		if ((comma = strchr(p, ',')) != NULL)
+			*comma = '\0';
+		if (parse_long(p, 200, 599, &code) == -1)
+			return -1;
+		if (i == nth || comma == NULL)
+			return code;
+	}
+}
+
+/* Hex digits into bytes appended to out; -1 when not hex. */
+static int
+hex_append(struct evbuffer *out, const char *hex)
+{
+	unsigned int byte;
+	size_t i, len = strlen(hex);
+
+	if (len % 2 != 0)
+		return -1;
+	for (i = 0; i < len; i += 2) {
+		unsigned char b;
+
+		if (sscanf(hex + i, "%2x", &byte) != 1 ||
+		    strspn(hex + i, "0123456789abcdefABCDEF") < 2)
+			return -1;
+		b = (unsigned char)byte;
+		evbuffer_add(out, &b, 1);
+	}
+	return 0;
+}
+
+/* N bytes of the static block before what body holds; -1 when bad. */
+static int
+pad_prepend(struct evbuffer *body, const char *arg)
+{
+	struct evbuffer *pad;
+	size_t len;
+	long n;
+
+	if (parse_long(arg, 0, BYTES_MAX, &n) == -1 ||
+	    (pad = evbuffer_new()) == NULL)
+		return -1;
+	for (; n > 0; n -= (long)len) {
+		len = n < BLOCK_SIZE ? (size_t)n : BLOCK_SIZE;
+		evbuffer_add_reference(pad, block, len, NULL, NULL);
+	}
+	evbuffer_prepend_buffer(body, pad);
+	evbuffer_free(pad);
+	return 0;
+}
+
+/* One query parameter of /respond; -1 when it is bad. */
+static int
+respond_param(struct evhttp_request *req, const struct evkeyval *kv,
+    long *status, size_t nth, struct evbuffer *body, int *typed)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	const char *colon;
+	char name[128];
+
+	if (strcmp(kv->key, "status") == 0)
+		return parse_long(kv->value, 200, 599, status);
+	if (strcmp(kv->key, "seq") == 0)
+		return (*status = seq_status(kv->value, nth)) == -1 ? -1 : 0;
+	if (strcmp(kv->key, "body") == 0)
+		return evbuffer_add(body, kv->value, strlen(kv->value));
+	if (strcmp(kv->key, "body_hex") == 0)
+		return hex_append(body, kv->value);
+	if (strcmp(kv->key, "pad") == 0)
+		return pad_prepend(body, kv->value);
+	if (strcmp(kv->key, "header") != 0 ||
+	    (colon = strchr(kv->value, ':')) == NULL ||
+	    (size_t)(colon - kv->value) >= sizeof(name))
+		return -1;
+	snprintf(
+	    name, sizeof(name), "%.*s", (int)(colon - kv->value), kv->value);
+	if (strcasecmp(name, "Content-Type") == 0)
+		*typed = 1;
+	return evhttp_add_header(out, name, colon + 1 + strspn(colon + 1, " "));
+}
+
+/* /respond/NAME?status=..&seq=..&header=..&body=.. (see the top). */
+static void
+serve_respond(struct upstream *up, struct evhttp_request *req, const char *path)
+{
+	const char *query =
+	    evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq params;
+	struct evkeyval *kv;
+	struct evbuffer *body;
+	long status = 200;
+	int typed = 0, bad = 0;
+
+	TAILQ_INIT(&params);
+	if (query != NULL && evhttp_parse_query_str(query, &params) == -1) {
+		reply_text(req, 400, "bad query\n");
+		return;
+	}
+	if ((body = evbuffer_new()) == NULL)
+		die("out of memory");
+	TAILQ_FOREACH(kv, &params, next)
+	{
+		if (respond_param(req, kv, &status, hits_exact(up, path), body,
+		        &typed) == -1)
+			bad = 1;
+	}
+	evhttp_clear_headers(&params);
+	if (bad) {
+		evhttp_clear_headers(evhttp_request_get_output_headers(req));
+		reply_text(req, 400, "bad parameter\n");
+	} else
+		reply(req, (int)status, typed ? NULL : "text/plain", body);
+	evbuffer_free(body);
+}
+
 /*
  * Walk the log from the newest hit whose path starts with prefix (NULL:
  * every hit).  Returns how many match; *newest is the newest match.
@@ -519,7 +693,9 @@ serve_hits(struct upstream *up, struct evhttp_request *req, int last)
 		evbuffer_add_printf(
 		    body, "{\"method\": \"%s\", \"uri\": ", hit->method);
 		json_string(body, hit->uri);
-		evbuffer_add_printf(body, ", \"headers\": %s}\n", hit->headers);
+		evbuffer_add_printf(body,
+		    ", \"headers\": %s, \"body_hex\": \"%s\"}\n", hit->headers,
+		    hit->body);
 	}
 	reply(req, 200, "application/json", body);
 	evbuffer_free(body);
@@ -570,6 +746,8 @@ route(struct evhttp_request *req, void *arg)
 			serve_reset(req);
 		else if (strcmp(path, "/headers") == 0)
 			serve_headers(req);
+		else if (after(path, "/respond/") != NULL)
+			serve_respond(up, req, path);
 		else
 			reply_text(req, 404, "not found\n");
 	}

@@ -350,16 +350,19 @@ def render_value(v):
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, float):
+        return repr(v)
     if isinstance(v, str):
         return json.dumps(v)  # libconfig strings escape as JSON's do
-    if isinstance(v, dict):  # a group
+    if isinstance(v, dict):
         return "{ " + " ".join(f"{k} = {render_value(x)};"
                                for k, x in v.items()) + " }"
-    if isinstance(v, (list, tuple)) and any(isinstance(x, dict) for x in v):
-        # a list of groups (modules = ( {...}, {...} ))
-        return "( " + ", ".join(render_value(x) for x in v) + " )"
     if isinstance(v, (list, tuple)):
-        return "[ " + ", ".join(render_value(x) for x in v) + " ]"
+        # An array holds scalars of one type; anything else is a list.
+        kinds = {type(x) for x in v}
+        if len(kinds) <= 1 and not kinds & {dict, list, tuple}:
+            return "[ " + ", ".join(render_value(x) for x in v) + " ]"
+        return "( " + ", ".join(render_value(x) for x in v) + " )"
     raise TypeError(f"cannot render {v!r}")
 
 
