@@ -97,8 +97,10 @@ log_trust(const struct config *cfg)
 {
 	char line[1024];
 
-	tls_trust_describe(cfg->trust, line, sizeof(line));
-	log_info("%s", line);
+	if (tls_trust_describe(cfg->trust, line, sizeof(line)))
+		log_info("%s", line);
+	else
+		log_warnx("%s", line);
 	if (!cfg->verify_tls)
 		log_warnx("tls.verify is false: certificates and host names "
 		          "are not checked unless a request asks for it");

@@ -802,10 +802,23 @@ tls_add_cas(
 		*key = TLS_KEY_DEFAULT;
 		if (tls_default_ca(&file, &dir, b->why, b->whylen) == -1)
 			return -1;
-		rc = file != NULL ? tls_add_ca_file(b, file)
-		                  : tls_add_ca_path(b, dir);
-		snprintf(src, sizeof(src), "%s (libcurl's default)",
-		    file != NULL ? file : dir);
+		/*
+		 * A host without ca-certificates still serves http targets:
+		 * the default that is not there trusts nothing (every https
+		 * target fails verification), and start-up says so.
+		 */
+		if (access(file != NULL ? file : dir, F_OK) == -1 &&
+		    errno == ENOENT)
+			snprintf(src, sizeof(src),
+			    "libcurl's default %s is missing (install "
+			    "ca-certificates, or set tls.ca_file)",
+			    file != NULL ? file : dir);
+		else {
+			rc = file != NULL ? tls_add_ca_file(b, file)
+			                  : tls_add_ca_path(b, dir);
+			snprintf(src, sizeof(src), "%s (libcurl's default)",
+			    file != NULL ? file : dir);
+		}
 		free(file);
 		free(dir);
 	} else {
@@ -926,14 +939,17 @@ tls_trust_equal(const struct tls_trust *a, const struct tls_trust *b)
 	       memcmp(a->digest, b->digest, a->digest_len) == 0;
 }
 
-void
+bool
 tls_trust_describe(const struct tls_trust *t, char *buf, size_t len)
 {
 	char subject[256] = "";
 
-	if (t == NULL) {
-		snprintf(buf, len, "tls: no CA certificates");
-		return;
+	if (t == NULL || t->ncerts == 0) {
+		snprintf(buf, len,
+		    "tls: no CA certificates%s%s: https targets fail "
+		    "verification",
+		    t != NULL ? ": " : "", t != NULL ? t->source : "");
+		return false;
 	}
 	if (t->client_cert != NULL)
 		X509_NAME_oneline(X509_get_subject_name(t->client_cert),
@@ -941,6 +957,7 @@ tls_trust_describe(const struct tls_trust *t, char *buf, size_t len)
 	snprintf(buf, len, "tls: trusting %d CA certificate%s from %s%s%s",
 	    t->ncerts, t->ncerts == 1 ? "" : "s", t->source,
 	    t->client_cert != NULL ? "; client certificate " : "", subject);
+	return true;
 }
 
 /* ---------------------------------------------------- handshake capture */

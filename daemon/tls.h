@@ -107,8 +107,11 @@ struct tls_trust *tls_trust_ref(struct tls_trust *trust);
 void tls_trust_unref(struct tls_trust *trust);
 /* Same sources with the same bytes: pooled connections may be kept. */
 bool tls_trust_equal(const struct tls_trust *a, const struct tls_trust *b);
-/* One line for the start-up log: where the trust comes from. */
-void tls_trust_describe(const struct tls_trust *trust, char *buf, size_t len);
+/*
+ * One line for the start-up log: where the trust comes from.  false when
+ * it trusts no CA at all (the line is then a warning).
+ */
+bool tls_trust_describe(const struct tls_trust *trust, char *buf, size_t len);
 
 /*
  * One worker's view of the handshakes it runs: the leaf certificate and

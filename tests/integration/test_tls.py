@@ -458,3 +458,31 @@ def test_tls_config_ok():
     rc, out, path = run_t(f'tls = {{ client_cert = "{p.client.combined}"; '
                           '};\n')
     eq(rc, 0, f"-t with a combined client file ({out})")
+
+
+_NO_CERTS_SH = 'mount --bind "$1" /etc/ssl/certs && shift && exec "$@"'
+
+
+def test_tls_without_a_system_bundle_http_still_works():
+    """A host without ca-certificates: with no tls key set, the daemon
+    starts, warns that it trusts no CA, serves http, and fails every https
+    target's verification as untrusted (it never trusts by accident)."""
+    reason = h.resolver_skip_reason()  # the same need: unshare -m, a bind
+    if reason:
+        raise h.Skip(reason)
+    empty = os.path.join(h.tmpdir(), "no-certs")
+    os.makedirs(empty, exist_ok=True)
+    u, ng = h.upstream(), pki.nginx()
+    d = h.Daemon(INFO, wrap=lambda argv: ["unshare", "-m", "sh", "-c",
+                                          _NO_CERTS_SH, "sh", empty, *argv])
+    h._private.add(d)
+    with d:
+        err = d.process.stderr()
+        check("warn: tls: no CA certificates: libcurl's default "
+              "/etc/ssl/certs/ca-certificates.crt is missing" in err,
+              f"the warning: {err[-400:]}")
+        eq(fetch_one(d, u.url("/status/200?nocerts"))["status"], 200,
+           "http without a bundle")
+        r = fetch_one(d, ng.url("valid"))
+        eq((r["ok"], r["error"]["code"], r["error"].get("reason")),
+           (False, "tls", "untrusted"), "https without a bundle")
