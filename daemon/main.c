@@ -386,8 +386,12 @@ daemon_stop(struct daemon *d)
 	log_info("stopped");
 }
 
-int
-main(int argc, char *argv[])
+/*
+ * The command line into d and *test_only; -1 to go on, else the exit
+ * status (--version, --help, a usage error).
+ */
+static int
+parse_args(int argc, char *argv[], struct daemon *d, int *test_only)
 {
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
@@ -397,16 +401,15 @@ main(int argc, char *argv[])
 	    {"port-file", required_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct daemon d = {.config_path = DEFAULT_CONFIG};
-	int ch, test_only = 0;
+	int ch;
 
 	while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			d.config_path = optarg;
+			d->config_path = optarg;
 			break;
 		case 't':
-			test_only = 1;
+			*test_only = 1;
 			break;
 		case 'V':
 			printf("fanoutd %s\n", PACKAGE_VERSION);
@@ -415,7 +418,7 @@ main(int argc, char *argv[])
 			usage(stdout);
 			return 0;
 		case 'P':
-			d.port_file = optarg;
+			d->port_file = optarg;
 			break;
 		default:
 			usage(stderr);
@@ -426,6 +429,17 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct daemon d = {.config_path = DEFAULT_CONFIG};
+	int rc, test_only = 0;
+
+	if ((rc = parse_args(argc, argv, &d, &test_only)) != -1)
+		return rc;
 	if ((d.cfg = load_config(d.config_path)) == NULL)
 		return 1;
 	if (test_only) {
