@@ -28,7 +28,7 @@ endif
 # the upstream) do not take.
 AM_CPPFLAGS = -I$(srcdir)/daemon $(DAEMON_DEPS_CFLAGS) $(CHECK_CFLAGS)
 LDADD = $(UNIT_LDADD)
-noinst_HEADERS = tests/check_run.h
+noinst_HEADERS = tests/check_run.h tests/test_sink.h
 
 # The upstream test server: plain libevent, no daemon code.
 tests_upstream_SOURCES = tests/upstream.c

@@ -13,29 +13,12 @@
 #include <string.h>
 
 #include "check_run.h"
+#include "test_sink.h"
 #include "expect.h"
 #include "fetch.h"
 #include "probe.h"
 #include "render.h"
 #include "request.h"
-
-struct sink {
-	char text[65536];
-	size_t len;
-};
-
-static int
-sink_emit(const char *data, size_t size, void *arg)
-{
-	struct sink *sink = arg;
-
-	if (size >= sizeof(sink->text) - sink->len)
-		return -1;
-	memcpy(sink->text + sink->len, data, size);
-	sink->len += size;
-	sink->text[sink->len] = '\0';
-	return 0;
-}
 
 static int
 failing_emit(const char *data, size_t size, void *arg)

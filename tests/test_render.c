@@ -16,25 +16,7 @@
 #include "render.h"
 #include "request.h"
 #include "check_run.h"
-
-/* A buffer for render_dump's callback. */
-struct sink {
-	char text[16384];
-	size_t len;
-};
-
-static int
-sink_emit(const char *data, size_t size, void *arg)
-{
-	struct sink *sink = arg;
-
-	if (size >= sizeof(sink->text) - sink->len)
-		return -1;
-	memcpy(sink->text + sink->len, data, size);
-	sink->len += size;
-	sink->text[sink->len] = '\0';
-	return 0;
-}
+#include "test_sink.h"
 
 /* Dump value (taking the reference) and compare with want. */
 static void
