@@ -146,8 +146,10 @@ batch_start(struct batch *b, struct pool *pool, uint64_t deadline_ns)
 		b->jobs[i].index = i;
 		b->jobs[i].job.run = batch_job_run;
 		b->jobs[i].job.done = batch_job_done;
-		b->jobs[i].job.affinity = fetch_affinity(&item->fetch);
+		/* One reading of the URL serves both pool keys. */
 		b->jobs[i].job.cap_key = fetch_host_key(&item->fetch);
+		b->jobs[i].job.affinity = fetch_affinity_of(
+		    b->jobs[i].job.cap_key, item->fetch.verify_tls);
 		*link = &b->jobs[i].job;
 		link = &b->jobs[i].job.next;
 		n++;

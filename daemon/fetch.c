@@ -250,14 +250,20 @@ fetch_host_key(const struct fetch_spec *spec)
 }
 
 uint64_t
+fetch_affinity_of(uint64_t host_key, bool verify_tls)
+{
+	uint64_t h;
+
+	if (host_key == 0)
+		return 0;
+	h = url_hash_lower(host_key, verify_tls ? "v" : "n", 1);
+	return h != 0 ? h : 1;
+}
+
+uint64_t
 fetch_affinity(const struct fetch_spec *spec)
 {
-	uint64_t h = fetch_host_key(spec);
-
-	if (h == 0)
-		return 0;
-	h = url_hash_lower(h, spec->verify_tls ? "v" : "n", 1);
-	return h != 0 ? h : 1;
+	return fetch_affinity_of(fetch_host_key(spec), spec->verify_tls);
 }
 
 static void

@@ -158,6 +158,8 @@ uint64_t fetch_affinity(const struct fetch_spec *spec);
  * same lexical reading as fetch_affinity, without the verify flag.
  */
 uint64_t fetch_host_key(const struct fetch_spec *spec);
+/* fetch_affinity from a host key already read (one lexical scan). */
+uint64_t fetch_affinity_of(uint64_t host_key, bool verify_tls);
 
 /*
  * The most workers nofile descriptors can carry.  A blocking libcurl
