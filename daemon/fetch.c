@@ -42,11 +42,11 @@ struct fetch_xfer {
 	struct fetch_result *r;
 	const struct fetch_spec *spec;
 	struct expect_state *expect; /* the fetch's, or NULL */
-	bool verify;       /* this fetch checks certificates and host names */
-	uint64_t start_ns; /* the hop began */
-	uint64_t tls_ns;   /* a TLS handshake began; 0: none */
-	bool opened;       /* a new connection was opened */
-	bool sent;         /* a request went out (prereq passed) */
+	bool verify;      /* this fetch checks certificates and host names */
+	uint64_t sock_ns; /* the hop's first socket opened; 0: none */
+	uint64_t tls_ns;  /* a TLS handshake began; 0: none */
+	bool opened;      /* a new connection was opened */
+	bool sent;        /* a request went out (prereq passed) */
 	int64_t bytes;
 	int too_large;
 	int blocked;      /* the target policy refused an address */
@@ -182,13 +182,17 @@ fetch_timing_add(struct fetch_timing *t, const struct fetch_marks *m)
 	 * phase: curl still marks a name lookup for it, which is dropped.
 	 * A handshake that failed has no curl mark at all (curl marks the
 	 * connect only once TLS is up too): the TCP connect then ends, and
-	 * the handshake begins, when fanoutd saw the handshake begin. */
+	 * the handshake begins, when fanoutd saw the handshake begin: never
+	 * after the total, so that the phases still add up to it. */
 	if (m->reused) {
 		/* nothing before the request */
 	} else if (m->appconnect == 0 && m->tls_start > 0) {
+		int64_t tls_start =
+		    m->tls_start < m->total ? m->tls_start : m->total;
+
 		t->dns += fetch_phase_ms(0, m->namelookup);
-		t->connect += fetch_phase_ms(m->namelookup, m->tls_start);
-		t->tls += fetch_phase_ms(m->tls_start, m->total);
+		t->connect += fetch_phase_ms(m->namelookup, tls_start);
+		t->tls += fetch_phase_ms(tls_start, m->total);
 	} else {
 		t->dns += fetch_phase_ms(0, m->namelookup);
 		t->connect += fetch_phase_ms(m->namelookup, m->connect);
@@ -581,6 +585,8 @@ fetch_opensocket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
 		return CURL_SOCKET_BAD;
 	}
 	x->opened = true;
+	if (x->sock_ns == 0)
+		x->sock_ns = clock_now_ns();
 	return socket(
 	    addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
@@ -717,11 +723,20 @@ fetch_setup(struct fetch_worker *w, const struct fetch_hop *hop,
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 }
 
-/* Microseconds from the hop's start to a moment fanoutd noted; 0: none. */
+/*
+ * When the handshake began, in curl's frame (microseconds from the hop's
+ * start); 0: none did.  fanoutd's clock and curl's share no origin: the
+ * hop's setup runs between fanoutd's hop start and curl's, and under load
+ * that gap outgrew a failed handshake.  So the moment is measured from
+ * the first socket's opening, which curl reaches just after its name
+ * lookup mark: the estimate is never later than the true moment.
+ */
 static int64_t
-fetch_since_start(const struct fetch_xfer *x, uint64_t ns)
+fetch_tls_start(const struct fetch_xfer *x, int64_t namelookup)
 {
-	return ns > x->start_ns ? (int64_t)((ns - x->start_ns) / 1000u) : 0;
+	if (x->tls_ns == 0 || x->sock_ns == 0 || x->tls_ns < x->sock_ns)
+		return 0;
+	return namelookup + (int64_t)((x->tls_ns - x->sock_ns) / 1000u);
 }
 
 static void
@@ -753,7 +768,7 @@ fetch_collect(struct fetch_worker *w, struct fetch_result *r)
 	MARK(CURLINFO_STARTTRANSFER_TIME_T, starttransfer);
 	MARK(CURLINFO_TOTAL_TIME_T, total);
 #undef MARK
-	m.tls_start = fetch_since_start(&w->xfer, w->xfer.tls_ns);
+	m.tls_start = fetch_tls_start(&w->xfer, m.namelookup);
 	m.reused = w->xfer.sent && !w->xfer.opened;
 	fetch_timing_add(&r->time, &m);
 }
@@ -855,8 +870,7 @@ fetch_hop_begin(struct fetch_worker *w, const struct fetch_spec *spec,
 	    .r = r,
 	    .spec = spec,
 	    .expect = st,
-	    .verify = spec->verify_tls,
-	    .start_ns = clock_now_ns()};
+	    .verify = spec->verify_tls};
 	tls_capture_reset(w->capture);
 	tls_facts_reset(&r->tls);
 	/* only the last hop's body and headers count */

@@ -97,8 +97,9 @@ struct fetch_header {
 
 /*
  * curl's cumulative marks for one hop, in microseconds, and what
- * fanoutd saw itself: when the TLS handshake began (from the hop's start,
- * 0 when none did; curl has no mark for a handshake that failed), and
+ * fanoutd saw itself: when the TLS handshake began (in curl's frame, from
+ * the hop's start; 0 when none did; curl has no mark for a handshake that
+ * failed), and
  * whether the hop ran on a connection opened before it.
  */
 struct fetch_marks {

@@ -102,6 +102,22 @@ START_TEST(a_failed_handshake_has_connect_and_tls_phases)
 }
 END_TEST
 
+/*
+ * fanoutd's moment comes from its own clock: one past curl's total (a
+ * stall between the marks) still leaves phases that add up to the total.
+ */
+START_TEST(a_handshake_noted_after_the_total_is_clamped)
+{
+	struct fetch_marks m = {200, 0, 0, 0, 0, 6900, 10000, false};
+	struct fetch_timing t = {0};
+
+	fetch_timing_add(&t, &m);
+	ck_assert_double_eq_tol(t.dns + t.connect + t.tls, t.total, EPS);
+	ck_assert_double_eq_tol(t.connect, 6.7, EPS);
+	ck_assert_double_eq_tol(t.tls, 0.0, EPS);
+}
+END_TEST
+
 /* A completed handshake keeps curl's own marks. */
 START_TEST(a_completed_handshake_uses_curls_marks)
 {
@@ -246,6 +262,7 @@ main(void)
 	tcase_add_test(tc, out_of_order_marks_never_go_negative);
 	tcase_add_test(tc, hops_add_up);
 	tcase_add_test(tc, a_failed_handshake_has_connect_and_tls_phases);
+	tcase_add_test(tc, a_handshake_noted_after_the_total_is_clamped);
 	tcase_add_test(tc, a_completed_handshake_uses_curls_marks);
 	tcase_add_test(tc, a_reused_connection_has_no_dns_connect_or_tls);
 	tcase_add_test(tc, affinity_keys_name_the_origin_and_its_verification);
